@@ -1,0 +1,1 @@
+"""Apps: each sub-package is one capability built on the kernel."""

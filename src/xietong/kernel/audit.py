@@ -1,0 +1,400 @@
+"""The tamper-evident audit log: RFC 9162 Merkle tree over every command and exchange.
+
+Each command appends one leaf in its own transaction. A leaf is the canonical JSON of
+``{index, time, actor, action, subject, payload_sha256}``, kept as exact bytes in
+``audit_leaf.leaf``; the payload itself sits beside it so an auditor can check the
+digest. The hash of every perfect subtree is stored in ``audit_node`` (level, index),
+so an append writes O(log n) rows (about two on average) and a proof is one indexed
+query of O(log n) rows — the tree is never recomputed.
+
+Signed tree heads are C2SP-checkpoint-like text::
+
+    <origin>
+    <tree size>
+    <base64 root hash>
+    — time <RFC 3339>
+
+signed with the platform's Ed25519 key. Anyone holding the public key can check a head
+and, with inclusion and consistency proofs, that no entry was changed or dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import BigInteger, LargeBinary, SmallInteger, Text, insert, select, tuple_
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from xietong.kernel import clock, merkle
+from xietong.kernel.canonical import canonical_json, parse_rfc3339, rfc3339
+from xietong.kernel.db import Base
+from xietong.kernel.errors import InvalidInput, NotFound
+
+
+class AuditLeaf(Base):
+    __tablename__ = "audit_leaf"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class AuditNode(Base):
+    """Hash of the perfect subtree covering leaves [idx·2^level, (idx+1)·2^level)."""
+
+    __tablename__ = "audit_node"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditState(Base):
+    """One row; locking it serialises appends so indexes are dense and ordered."""
+
+    __tablename__ = "audit_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditTreeHead(Base):
+    __tablename__ = "audit_tree_head"
+
+    tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamp: Mapped[datetime]
+    signed_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a command records: who did what to which subject, with its details."""
+
+    actor: str
+    action: str
+    subject: str
+    payload: Mapping[str, Any]
+
+
+class SessionNodeReader:
+    """Reads perfect-subtree hashes for the Merkle functions in one query."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        if not keys:
+            return {}
+        rows = self.session.execute(
+            select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.idx).in_(list(keys))
+            )
+        )
+        found = {(level, idx): digest for level, idx, digest in rows}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            raise LookupError(f"audit tree nodes missing: {missing[:5]}")
+        return found
+
+
+# --- appending ---------------------------------------------------------------------
+
+
+def _lock_size(session: Session) -> int:
+    """The current tree size, with the state row locked until this transaction ends."""
+    stmt = select(AuditState.size).where(AuditState.id == 1).with_for_update()
+    size = session.execute(stmt).scalar_one_or_none()
+    if size is None:
+        session.add(AuditState(id=1, size=0))
+        session.flush()
+        return 0
+    return size
+
+
+def append(session: Session, entries: Iterable[Entry], *, now: datetime | None = None) -> range:
+    """Append entries as consecutive leaves inside the caller's transaction.
+
+    Returns the range of leaf indexes written. Nothing is visible until the caller
+    commits, and a rollback leaves the tree as it was.
+    """
+    entries = list(entries)
+    if not entries:
+        return range(0)
+    size = _lock_size(session)
+    frontier = merkle.Frontier.from_reader(SessionNodeReader(session), size)
+    moment = rfc3339(now or clock.now())
+    leaf_rows: list[dict[str, Any]] = []
+    node_rows: list[dict[str, Any]] = []
+    for offset, entry in enumerate(entries):
+        index = size + offset
+        payload = canonical_json(entry.payload)
+        leaf = canonical_json(
+            {
+                "index": index,
+                "time": moment,
+                "actor": entry.actor,
+                "action": entry.action,
+                "subject": entry.subject,
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+            }
+        )
+        leaf_rows.append({"idx": index, "leaf": leaf, "payload": payload.decode("utf-8")})
+        for level, idx, digest in frontier.append(merkle.leaf_hash(leaf)):
+            node_rows.append({"level": level, "idx": idx, "hash": digest})
+    session.execute(insert(AuditLeaf), leaf_rows)
+    session.execute(insert(AuditNode), node_rows)
+    new_size = size + len(entries)
+    session.execute(AuditState.__table__.update().where(AuditState.id == 1).values(size=new_size))
+    return range(size, new_size)
+
+
+# --- reading and proofs ------------------------------------------------------------
+
+
+def tree_size(session: Session) -> int:
+    size = session.execute(select(AuditState.size).where(AuditState.id == 1)).scalar()
+    return size or 0
+
+
+def _check_size(session: Session, size: int) -> int:
+    current = tree_size(session)
+    if size < 0 or size > current:
+        raise InvalidInput(
+            f"树大小必须在 0 到 {current} 之间",
+            f"tree size must be between 0 and {current}",
+            code="bad_tree_size",
+            details={"tree_size": size, "current": current},
+        )
+    return current
+
+
+def root_hash(session: Session, size: int) -> bytes:
+    _check_size(session, size)
+    return merkle.root_hash(SessionNodeReader(session), size)
+
+
+def get_leaf(session: Session, index: int) -> AuditLeaf:
+    leaf = session.get(AuditLeaf, index)
+    if leaf is None:
+        raise NotFound.of("审计条目", "audit entry", index)
+    return leaf
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
+    _check_size(session, size)
+    if not 0 <= index < size:
+        raise InvalidInput(
+            "条目序号必须小于树大小",
+            "index must be below the tree size",
+            code="bad_leaf_index",
+            details={"index": index, "tree_size": size},
+        )
+    return merkle.inclusion_proof(SessionNodeReader(session), index, size)
+
+
+def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
+    _check_size(session, second)
+    if not 0 <= first <= second:
+        raise InvalidInput(
+            "first 必须在 0 与 second 之间",
+            "first must lie between 0 and second",
+            code="bad_tree_size",
+            details={"first": first, "second": second},
+        )
+    return merkle.consistency_proof(SessionNodeReader(session), first, second)
+
+
+# --- signed tree heads -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    tree_size: int
+    root_hash: bytes
+    timestamp: datetime
+    signed_bytes: bytes
+    signature: bytes
+    public_key: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        b64 = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
+        return {
+            "tree_size": self.tree_size,
+            "root_hash": b64(self.root_hash),
+            "timestamp": rfc3339(self.timestamp),
+            "signed_bytes": b64(self.signed_bytes),
+            "signature": b64(self.signature),
+            "public_key": b64(self.public_key),
+        }
+
+
+def checkpoint_text(origin: str, size: int, root: bytes, moment: datetime) -> bytes:
+    root_b64 = base64.b64encode(root).decode("ascii")
+    return f"{origin}\n{size}\n{root_b64}\n— time {rfc3339(moment)}\n".encode()
+
+
+def parse_checkpoint(signed: bytes) -> tuple[str, int, bytes, datetime]:
+    try:
+        origin, size, root_b64, time_line = signed.decode("utf-8").split("\n")[:4]
+        return (
+            origin,
+            int(size),
+            base64.b64decode(root_b64, validate=True),
+            parse_rfc3339(time_line.removeprefix("— time ")),
+        )
+    except (ValueError, UnicodeDecodeError) as bad:
+        raise ValueError(f"malformed checkpoint: {bad}") from bad
+
+
+def sign_head(
+    session: Session, keys: Any, origin: str, size: int | None = None, *, store: bool = True
+) -> TreeHead:
+    """Sign the head at ``size`` (default: the current size) now.
+
+    The current head is stored (once per size) so that ``audit verify`` can later check
+    that the log never contradicted what it once signed.
+    """
+    current = tree_size(session)
+    size = current if size is None else size
+    _check_size(session, size)
+    root = merkle.root_hash(SessionNodeReader(session), size)
+    moment = clock.now()
+    signed = checkpoint_text(origin, size, root, moment)
+    head = TreeHead(size, root, moment, signed, keys.sign(signed), keys.public_key_raw)
+    if store and session.get(AuditTreeHead, size) is None:
+        session.add(
+            AuditTreeHead(
+                tree_size=size,
+                root_hash=root,
+                timestamp=moment,
+                signed_bytes=signed,
+                signature=head.signature,
+            )
+        )
+    return head
+
+
+def verify_head(public_key: bytes, signed_bytes: bytes, signature: bytes) -> None:
+    """Raises ``ValueError`` unless ``signature`` is the key's signature of the bytes."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, signed_bytes)
+    except InvalidSignature as bad:
+        raise ValueError("tree head signature does not verify") from bad
+
+
+# --- full verification -------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    tree_size: int = 0
+    heads_checked: int = 0
+    problem: str | None = None
+    bad_index: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _stream_leaves(
+    session: Session, batch: int = 5000
+) -> Iterator[tuple[int, bytes, str, bytes | None]]:
+    """(index, leaf, payload, stored leaf hash) in index order, in bounded memory."""
+    last = -1
+    while True:
+        rows = session.execute(
+            select(AuditLeaf.idx, AuditLeaf.leaf, AuditLeaf.payload, AuditNode.hash)
+            .outerjoin(AuditNode, (AuditNode.level == 0) & (AuditNode.idx == AuditLeaf.idx))
+            .where(AuditLeaf.idx > last)
+            .order_by(AuditLeaf.idx)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row[0], row[1], row[2], row[3]
+        last = rows[-1][0]
+
+
+def verify_log(session: Session, public_key: bytes) -> VerifyReport:
+    """Recompute the tree from the stored leaves and hold it against every signed head.
+
+    Detects an altered leaf or payload (digest, index field, stored leaf hash), a removed
+    or reordered leaf (gaps, index fields out of place), and any rewrite that kept the
+    hashes consistent but contradicts a signed head.
+    """
+    report = VerifyReport(tree_size=tree_size(session))
+    heads = {
+        head.tree_size: head
+        for head in session.scalars(select(AuditTreeHead).order_by(AuditTreeHead.tree_size))
+    }
+    for head in heads.values():
+        try:
+            verify_head(public_key, head.signed_bytes, head.signature)
+            _, size, root, _ = parse_checkpoint(head.signed_bytes)
+        except ValueError as bad:
+            report.problem = f"tree head {head.tree_size}: {bad}"
+            return report
+        if size != head.tree_size or root != head.root_hash:
+            report.problem = f"tree head {head.tree_size}: stored fields differ from signed text"
+            return report
+
+    frontier = merkle.Frontier()
+    expected = 0
+    last_good_head = 0
+    for idx, leaf, payload, stored_hash in _stream_leaves(session):
+        problem = _leaf_problem(idx, leaf, payload, expected)
+        digest = merkle.leaf_hash(leaf)
+        if problem is None and stored_hash != digest:
+            problem = "leaf hash differs from the stored tree node"
+        if problem is not None:
+            report.problem, report.bad_index = problem, expected
+            return report
+        frontier.append(digest)
+        expected += 1
+        head = heads.get(expected)
+        if head is not None:
+            report.heads_checked += 1
+            if frontier.root() != head.root_hash:
+                report.problem = (
+                    f"leaves {last_good_head}..{expected - 1} do not match the signed "
+                    f"tree head of size {expected}"
+                )
+                report.bad_index = last_good_head
+                return report
+            last_good_head = expected
+    if expected != report.tree_size:
+        report.problem = f"log holds {expected} leaves but its size is {report.tree_size}"
+        report.bad_index = expected
+    elif heads and max(heads) > expected:
+        report.problem = f"a signed tree head of size {max(heads)} exceeds the log"
+        report.bad_index = expected
+    return report
+
+
+def _leaf_problem(idx: int, leaf: bytes, payload: str, expected: int) -> str | None:
+    if idx != expected:
+        return f"leaf {expected} is missing (next stored index is {idx})"
+    try:
+        fields = json.loads(leaf)
+    except ValueError:
+        return "leaf is not valid JSON"
+    if canonical_json(fields) != leaf:
+        return "leaf is not canonical JSON"
+    if fields.get("index") != expected:
+        return f"leaf at position {expected} says index {fields.get('index')} (reordered?)"
+    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    if fields.get("payload_sha256") != digest:
+        return "payload does not match the leaf's payload_sha256"
+    return None

@@ -1,0 +1,68 @@
+"""Every extension point of the platform, declared in one place (pluggy hook specs).
+
+Apps plug in by implementing these hooks in their ``plugin.py``; the kernel's own
+defaults register the same way. Hook implementations are plain functions marked with
+``@hookimpl``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from xietong.kernel.access import Actor
+    from xietong.kernel.context import Context
+
+PROJECT = "xietong"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def model_modules() -> list[str]:
+    """Dotted names of modules defining SQLAlchemy models (imported before migrations)."""
+
+
+@hookspec
+def register_actions() -> None:
+    """Declare access-control actions with ``xietong.kernel.access.register_action``."""
+
+
+@hookspec
+def api_routers() -> list[APIRouter]:
+    """FastAPI routers mounted under ``/api/v1``."""
+
+
+@hookspec
+def web_routers() -> list[APIRouter]:
+    """FastAPI routers for HTML pages (server-rendered, zh-CN first)."""
+
+
+@hookspec
+def template_dirs() -> list[str]:
+    """Directories of Jinja2 templates, searched after the web layer's own."""
+
+
+@hookspec
+def nav_items(actor: Actor) -> list[dict[str, Any]]:
+    """Links for the top navigation and home page: ``{"href", "label_zh", "label_en"}``."""
+
+
+@hookspec
+def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
+    """In-process consumers: ``(consumer name, event type or prefix*, handler(ctx, event))``."""
+
+
+@hookspec
+def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
+    """Worker jobs: ``(name, interval seconds, job(ctx) -> items handled)``."""
+
+
+@hookspec
+def demo_data(ctx: Context) -> None:
+    """Load this plugin's demo content; runs after the kernel's demo city."""

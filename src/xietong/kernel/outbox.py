@@ -1,0 +1,48 @@
+"""The transactional outbox: events written with the change that caused them.
+
+A relay (``xietong.kernel.bus.relay``) reads unpublished rows in ``seq`` order and hands
+them to the bus. A row is marked published only after the bus accepted it, so a relay
+that dies in between publishes it again; consumers deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from xietong.kernel.db import Base
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_event"
+    __table_args__ = (Index("ix_outbox_event_unpublished", "published_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(200), index=True)
+    subject: Mapped[str | None] = mapped_column(String(300))
+    cloudevent: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @classmethod
+    def from_cloudevent(cls, cloud: dict[str, Any], *, created_at: datetime) -> OutboxEvent:
+        return cls(
+            event_id=cloud["id"],
+            type=cloud["type"],
+            subject=cloud.get("subject"),
+            cloudevent=json.dumps(cloud, ensure_ascii=False, sort_keys=True),
+            created_at=created_at,
+            attempts=0,
+        )
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        return json.loads(self.cloudevent)
