@@ -72,7 +72,7 @@ LIBRARIES: tuple[Library, ...] = (
     Library(
         name="htmx",
         package="htmx.org",
-        version="4.0.1",
+        version="2.0.11",
         files=("dist/htmx.min.js",),
         licenses=("LICENSE",),
     ),

@@ -1,0 +1,71 @@
+"""One error shape for every failure: ``{code, message_zh, message_en, details}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from xietong.kernel.errors import XietongError
+
+_HTTP_MESSAGES: dict[int, tuple[str, str, str]] = {
+    404: ("not_found", "资源不存在", "Not found"),
+    405: ("method_not_allowed", "不支持该请求方法", "Method not allowed"),
+    413: ("payload_too_large", "请求体过大", "Request body too large"),
+    415: ("unsupported_media_type", "不支持的内容类型", "Unsupported media type"),
+}
+
+
+def error_body(code: str, zh: str, en: str, details: Any = None) -> dict[str, Any]:
+    return {"code": code, "message_zh": zh, "message_en": en, "details": details}
+
+
+def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Pydantic errors may carry the offending input and exception objects; keep the
+    # location, type and message only (they are for the caller, not for a log).
+    return [
+        {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
+        for e in errors
+    ]
+
+
+def wants_html(request: Request) -> bool:
+    """Pages get pages; the API (and any client asking for JSON) gets JSON."""
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(XietongError)
+    async def _domain(request: Request, exc: XietongError) -> Response:
+        html_error = getattr(app.state, "html_error", None)
+        if html_error is not None and wants_html(request):
+            return html_error(request, exc)
+        headers = {}
+        if exc.status == 429 and isinstance(exc.details, dict):
+            headers["Retry-After"] = str(exc.details.get("retry_after_s", 60))
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            body = error_body("malformed_json", "请求体不是合法的 JSON", "Malformed JSON body",
+                              _clean(list(errors)))
+            return JSONResponse(body, status_code=400)
+        body = error_body("invalid_request", "请求参数不合法", "Invalid request",
+                          _clean(list(errors)))
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, zh, en = _HTTP_MESSAGES.get(
+            exc.status_code, ("http_error", "请求错误", str(exc.detail))
+        )
+        return JSONResponse(error_body(code, zh, en), status_code=exc.status_code)

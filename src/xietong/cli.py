@@ -1,0 +1,284 @@
+"""The ``xietong`` command: thin wrappers that parse, call one service, and print.
+
+Every failure prints a message (zh-CN, then English) on stderr and exits non-zero:
+1 for a refused command or a failed check, 2 for bad usage or input.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from xietong.config import Settings, get_settings
+from xietong.kernel.access import Actor, Role
+from xietong.kernel.context import Context, open_context
+from xietong.kernel.errors import XietongError
+
+app = typer.Typer(
+    help="协同 — 跨部门协同政务平台 / cross-department government collaboration",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="防篡改审计日志 / the tamper-evident audit log", no_args_is_help=True)
+user_app = typer.Typer(help="用户 / users", no_args_is_help=True)
+org_app = typer.Typer(help="组织机构 / organisation", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message_zh: str, message_en: str, code: int = 1) -> None:
+    typer.echo(f"错误：{message_zh}\nerror: {message_en}", err=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Domain errors become a message and an exit code, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except XietongError as error:
+            details = f"\n{json.dumps(error.details, ensure_ascii=False)}" if error.details else ""
+            code = 2 if 400 <= error.status < 500 and error.status not in (401, 403) else 1
+            fail(error.message_zh, error.message_en + details, code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def cli_actor() -> Actor:
+    """Whoever runs the CLI has the data dir and its keys: they act as administrator."""
+    user = getpass.getuser()
+    return Actor(
+        kind="system",
+        id=None,
+        name=f"cli@{user}",
+        display_name=f"命令行 ({user})",
+        scopes={Role.ADMIN: frozenset()},
+    )
+
+
+def initialise(settings: Settings) -> list[str]:
+    from xietong.kernel.db import Database
+    from xietong.kernel.keys import ensure_keys
+    from xietong.migrate import current_revision, upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    created = ensure_keys(settings.keys_dir)
+    db = Database(settings.sqlalchemy_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        before = current_revision(db.engine)
+        upgrade(db.engine)
+        after = current_revision(db.engine)
+    finally:
+        db.dispose()
+    notes = [f"key created: {name}" for name in created]
+    if before != after:
+        notes.append(f"schema: {before or 'empty'} -> {after}")
+    return notes
+
+
+@contextmanager
+def context() -> Iterator[Context]:
+    ctx = open_context(get_settings())
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@app.command()
+@handles_errors
+def init() -> None:
+    """创建数据目录、密钥并迁移数据库 / create the data dir and keys, migrate the database."""
+    settings = get_settings()
+    for note in initialise(settings):
+        typer.echo(note)
+    typer.echo(f"ready: {settings.data_dir}")
+
+
+@app.command()
+@handles_errors
+def demo() -> None:
+    """加载演示城市（长沙市）/ load the demo city (idempotent)."""
+    from xietong.demo import load_demo
+
+    initialise(get_settings())
+    with context() as ctx:
+        summary = load_demo(ctx)
+    typer.echo(summary)
+
+
+@app.command()
+@handles_errors
+def serve(
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="load the demo city first")] = False,
+    worker: Annotated[bool, typer.Option(help="run the embedded worker thread")] = True,
+) -> None:
+    """启动平台 / serve the platform (API, pages, embedded worker)."""
+    import uvicorn
+
+    from xietong.app import create_app
+
+    settings = get_settings()
+    initialise(settings)
+    if demo:
+        from xietong.demo import load_demo
+
+        with context() as ctx:
+            typer.echo(load_demo(ctx))
+    ctx = open_context(settings)
+    stop_worker: Callable[[], None] | None = None
+    if worker:
+        from xietong.kernel.bus import start_background_worker
+
+        stop_worker = start_background_worker(ctx)
+    typer.echo(f"xietong: http://{host}:{port}/  (data: {settings.data_dir})")
+    try:
+        uvicorn.run(create_app(ctx), host=host, port=port, log_level="info")
+    finally:
+        if stop_worker is not None:
+            stop_worker()
+        ctx.close()
+
+
+@app.command("worker")
+@handles_errors
+def worker_command(
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+    name: Annotated[str, typer.Option(help="worker name in leases")] = "",
+) -> None:
+    """运行后台任务：事件转发、定时器、Webhook 投递 / run relay, timers and deliveries."""
+    from xietong.kernel.bus import Worker
+
+    with context() as ctx:
+        runner = Worker(ctx, name or f"worker-{getpass.getuser()}")
+        if once:
+            typer.echo(json.dumps(runner.run_once(), ensure_ascii=False))
+            return
+        stop = threading.Event()
+        try:
+            runner.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+
+
+@audit_app.command("verify")
+@handles_errors
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON report")] = False,
+) -> None:
+    """从存储的条目重算整棵树并核对每个签名树头 / recompute the tree, check every head."""
+    from xietong.kernel import audit
+
+    with context() as ctx, ctx.db.read() as session:
+        report = audit.verify_log(session, ctx.keys.public_key_raw)
+    result = {
+        "ok": report.ok,
+        "tree_size": report.tree_size,
+        "heads_checked": report.heads_checked,
+        "bad_index": report.bad_index,
+        "problem": report.problem,
+    }
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    if not report.ok:
+        if not as_json:
+            fail(
+                f"审计日志校验失败：第 {report.bad_index} 条 — {report.problem}",
+                f"audit log verification failed at index {report.bad_index}: {report.problem}",
+            )
+        raise typer.Exit(1)
+    if not as_json:
+        typer.echo(
+            f"审计日志完整：{report.tree_size} 条，核对签名树头 {report.heads_checked} 个\n"
+            f"audit log intact: {report.tree_size} entries, {report.heads_checked} signed heads"
+        )
+
+
+@user_app.command("add")
+@handles_errors
+def user_add(
+    username: str,
+    display_name: Annotated[str, typer.Option("--name", help="姓名")] = "",
+    password: Annotated[str | None, typer.Option(help="default: prompt")] = None,
+    department: Annotated[str | None, typer.Option(help="department code")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="role (code or 中文名), repeatable")] = None,
+) -> None:
+    """新增用户 / add a user, optionally with memberships."""
+    from xietong.kernel.org import service
+
+    if password is None:
+        password = typer.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
+    with context() as ctx:
+        user = service.add_user(
+            ctx, cli_actor(), username=username, display_name=display_name or username,
+            password=password,
+        )
+        for role_name in role or []:
+            if department is None:
+                fail("指定角色时需要 --department", "--role needs --department", 2)
+            service.grant_membership(ctx, cli_actor(), username=username,
+                                     department_code=department, role=role_name)
+    typer.echo(f"user added: {user.username}")
+
+
+@org_app.command("import")
+@handles_errors
+def org_import(
+    file: Annotated[Path, typer.Argument(help="xlsx with sheets 部门, 用户, 成员")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only")] = False,
+) -> None:
+    """从 Excel 导入部门、用户与成员 / import departments, users and memberships."""
+    from xietong.kernel.org.importer import import_org_xlsx
+
+    if not file.is_file():
+        fail(f"文件不存在：{file}", f"file not found: {file}", 2)
+    with context() as ctx:
+        report = import_org_xlsx(ctx, cli_actor(), file, dry_run=dry_run)
+    if report.errors:
+        for error in report.errors:
+            typer.echo(
+                f"{error.sheet} 第 {error.row} 行 [{error.column}]：{error.message_zh} "
+                f"/ {error.message_en}",
+                err=True,
+            )
+        fail(f"导入失败：{len(report.errors)} 处错误，未写入任何数据",
+             f"import failed: {len(report.errors)} errors, nothing written", 2)
+    typer.echo(json.dumps({"created": report.created, "updated": report.updated,
+                           "dry_run": dry_run}, ensure_ascii=False))
+
+
+@org_app.command("template")
+@handles_errors
+def org_template(file: Annotated[Path, typer.Argument(help="where to write the xlsx")]) -> None:
+    """生成导入模板 / write an empty import workbook."""
+    from xietong.kernel.org.importer import org_template_xlsx
+
+    file.write_bytes(org_template_xlsx())
+    typer.echo(f"written: {file}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

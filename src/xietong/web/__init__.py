@@ -1,0 +1,1 @@
+"""Server-rendered HTML (Jinja2 + htmx), zh-CN first."""

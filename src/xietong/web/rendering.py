@@ -1,0 +1,97 @@
+"""Jinja2 rendering with the platform's globals: language, actor, CSRF token, navigation.
+
+Language: zh-CN unless the user chose English (``?lang=en`` stores it in the session).
+Templates call ``t("中文", "English")`` so both texts sit side by side in one place.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+
+from xietong.api.deps import current_actor
+from xietong.kernel.access import ROLE_NAMES, Actor, Role
+from xietong.kernel.errors import Forbidden
+from xietong.plugins import plugin_manager
+
+TEMPLATES = Path(__file__).parent / "templates"
+CSRF_FIELD = "csrf_token"
+
+
+def _templates() -> Jinja2Templates:
+    dirs = [str(TEMPLATES)]
+    for extra in plugin_manager().hook.template_dirs():
+        dirs.extend(extra)
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.loader = ChoiceLoader([FileSystemLoader(d) for d in dirs])
+    return templates
+
+
+templates = _templates()
+
+
+def language(request: Request) -> str:
+    chosen = request.query_params.get("lang")
+    if chosen in {"zh-CN", "en"}:
+        request.session["lang"] = chosen
+        return chosen
+    return request.session.get("lang", "zh-CN")
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get(CSRF_FIELD)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session[CSRF_FIELD] = token
+    return token
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    """Forms carry the session's token; a cross-site form cannot know it."""
+    expected = request.session.get(CSRF_FIELD)
+    header = request.headers.get("x-csrf-token")
+    given = submitted or header
+    if not expected or not given or not secrets.compare_digest(expected, given):
+        raise Forbidden("页面已过期，请刷新后重试", "Form expired; reload the page and retry",
+                        code="csrf_failed")
+
+
+def role_label(role: Role, lang: str) -> str:
+    zh, en = ROLE_NAMES[role]
+    return zh if lang == "zh-CN" else en
+
+
+def nav_for(actor: Actor) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for group in plugin_manager().hook.nav_items(actor=actor):
+        items.extend(group)
+    return items
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    lang = language(request)
+    actor = current_actor(request)
+
+    def t(zh: str, en: str) -> str:
+        return zh if lang == "zh-CN" else en
+
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "lang": lang,
+            "t": t,
+            "actor": actor,
+            "csrf_token": csrf_token(request),
+            "nav": nav_for(actor) if actor.is_authenticated else [],
+            "role_label": lambda role: role_label(role, lang),
+            **context,
+        },
+        status_code=status_code,
+    )
