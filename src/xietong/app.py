@@ -73,5 +73,9 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         same_site="lax",
         https_only=False,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=ctx.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=ctx.settings.max_body_bytes,
+        overrides={f"{API_PREFIX}/org/import": org_api.MAX_XLSX_BYTES},
+    )
     return app

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from xietong.config import Settings, get_settings
-from xietong.kernel.access import Actor, Role
+from xietong.kernel.access import Actor, operator_actor
 from xietong.kernel.context import Context, open_context
 from xietong.kernel.errors import XietongError
 
@@ -60,14 +60,7 @@ def handles_errors(func: F) -> F:
 
 def cli_actor() -> Actor:
     """Whoever runs the CLI has the data dir and its keys: they act as administrator."""
-    user = getpass.getuser()
-    return Actor(
-        kind="system",
-        id=None,
-        name=f"cli@{user}",
-        display_name=f"命令行 ({user})",
-        scopes={Role.ADMIN: frozenset()},
-    )
+    return operator_actor(f"cli@{getpass.getuser()}")
 
 
 def initialise(settings: Settings) -> list[str]:
@@ -217,7 +210,9 @@ def user_add(
     display_name: Annotated[str, typer.Option("--name", help="姓名")] = "",
     password: Annotated[str | None, typer.Option(help="default: prompt")] = None,
     department: Annotated[str | None, typer.Option(help="department code")] = None,
-    role: Annotated[list[str] | None, typer.Option(help="role (code or 中文名), repeatable")] = None,
+    role: Annotated[
+        list[str] | None, typer.Option(help="role (code or 中文名), repeatable")
+    ] = None,
 ) -> None:
     """新增用户 / add a user, optionally with memberships."""
     from xietong.kernel.org import service
@@ -226,14 +221,18 @@ def user_add(
         password = typer.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
     with context() as ctx:
         user = service.add_user(
-            ctx, cli_actor(), username=username, display_name=display_name or username,
+            ctx,
+            cli_actor(),
+            username=username,
+            display_name=display_name or username,
             password=password,
         )
         for role_name in role or []:
             if department is None:
                 fail("指定角色时需要 --department", "--role needs --department", 2)
-            service.grant_membership(ctx, cli_actor(), username=username,
-                                     department_code=department, role=role_name)
+            service.grant_membership(
+                ctx, cli_actor(), username=username, department_code=department, role=role_name
+            )
     typer.echo(f"user added: {user.username}")
 
 
@@ -257,10 +256,17 @@ def org_import(
                 f"/ {error.message_en}",
                 err=True,
             )
-        fail(f"导入失败：{len(report.errors)} 处错误，未写入任何数据",
-             f"import failed: {len(report.errors)} errors, nothing written", 2)
-    typer.echo(json.dumps({"created": report.created, "updated": report.updated,
-                           "dry_run": dry_run}, ensure_ascii=False))
+        fail(
+            f"导入失败：{len(report.errors)} 处错误，未写入任何数据",
+            f"import failed: {len(report.errors)} errors, nothing written",
+            2,
+        )
+    typer.echo(
+        json.dumps(
+            {"created": report.created, "updated": report.updated, "dry_run": dry_run},
+            ensure_ascii=False,
+        )
+    )
 
 
 @org_app.command("template")

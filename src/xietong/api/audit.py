@@ -57,8 +57,7 @@ def tree_head(
     with session.begin():
         current = audit.tree_size(session)
         store = tree_size is None or tree_size == current
-        head = audit.sign_head(session, ctx.keys, ctx.settings.audit_origin, tree_size,
-                               store=store)
+        head = audit.sign_head(session, ctx.keys, ctx.settings.audit_origin, tree_size, store=store)
     session.close()
     return TreeHeadOut(**head.to_json())
 

@@ -15,6 +15,7 @@ from xietong.kernel.access import ANONYMOUS, Actor, authorize, get_action
 from xietong.kernel.auth import actor_from_token, actor_from_user_id
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Unauthenticated
+from xietong.plugins import plugin_manager
 
 
 def get_ctx(request: Request) -> Context:
@@ -36,7 +37,7 @@ def current_actor(request: Request) -> Actor:
             raise Unauthenticated("认证头格式错误", "Malformed Authorization header")
         actor = actor_from_token(ctx, token.strip())
     elif api_key:
-        from xietong.kernel.org.service import authenticate_api_key
+        from xietong.kernel.org.systems import authenticate_api_key
 
         found = authenticate_api_key(ctx, api_key)
         if found is None:
@@ -50,10 +51,11 @@ def current_actor(request: Request) -> Actor:
     return actor
 
 
-class allow:  # noqa: N801 — reads as a declaration: Depends(allow("audit.read"))
+class allow:
     """Dependency declaring (and coarsely checking) the action a route performs."""
 
     def __init__(self, action: str) -> None:
+        plugin_manager()  # actions are declared by the kernel and app plugins
         get_action(action)  # fail at import time on an undeclared action
         self.action = action
 

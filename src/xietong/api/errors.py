@@ -27,8 +27,7 @@ def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # Pydantic errors may carry the offending input and exception objects; keep the
     # location, type and message only (they are for the caller, not for a log).
     return [
-        {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
-        for e in errors
+        {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in errors
     ]
 
 
@@ -56,11 +55,16 @@ def install(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            body = error_body("malformed_json", "请求体不是合法的 JSON", "Malformed JSON body",
-                              _clean(list(errors)))
+            body = error_body(
+                "malformed_json",
+                "请求体不是合法的 JSON",
+                "Malformed JSON body",
+                _clean(list(errors)),
+            )
             return JSONResponse(body, status_code=400)
-        body = error_body("invalid_request", "请求参数不合法", "Invalid request",
-                          _clean(list(errors)))
+        body = error_body(
+            "invalid_request", "请求参数不合法", "Invalid request", _clean(list(errors))
+        )
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -198,3 +198,14 @@ def visible_departments(actor: Actor, action_name: str) -> frozenset[int] | None
     if actor.is_admin or action.scope in {"public", "global", "authenticated"}:
         return None if can(actor, action_name) else frozenset()
     return actor.departments_for(action.roles)
+
+
+def operator_actor(name: str) -> Actor:
+    """Whoever holds the data dir and its keys (CLI, demo loader) acts as administrator."""
+    return Actor(
+        kind="system",
+        id=None,
+        name=name,
+        display_name=f"本地操作员 ({name})",
+        scopes={Role.ADMIN: frozenset()},
+    )

@@ -84,12 +84,13 @@ def _throttle(ctx: Context, username: str) -> None:
 def login(ctx: Context, username: str, password: str, *, client: str = "") -> Actor:
     """Check a username and password; the result is audited either way."""
     from xietong.kernel.org.models import User
-    from xietong.kernel.org.service import actor_for_user
+    from xietong.kernel.org.scopes import actor_for_user
 
     username = username.strip()
     if not username or not password:
-        raise InvalidInput("请输入用户名和密码", "Username and password are required",
-                           code="missing_credentials")
+        raise InvalidInput(
+            "请输入用户名和密码", "Username and password are required", code="missing_credentials"
+        )
     _throttle(ctx, username)
     with UnitOfWork(ctx, ANONYMOUS) as uow:
         user = uow.session.scalar(select(User).where(User.username == username))
@@ -124,7 +125,7 @@ def issue_token(ctx: Context, actor: Actor) -> IssuedToken:
 def actor_from_token(ctx: Context, token: str) -> Actor:
     """The user a bearer token speaks for, re-read from the database (deactivation bites)."""
     from xietong.kernel.org.models import User
-    from xietong.kernel.org.service import actor_for_user
+    from xietong.kernel.org.scopes import actor_for_user
 
     try:
         claims = jwt.decode(
@@ -150,7 +151,7 @@ def actor_from_token(ctx: Context, token: str) -> Actor:
 
 def actor_from_user_id(ctx: Context, user_id: int) -> Actor | None:
     from xietong.kernel.org.models import User
-    from xietong.kernel.org.service import actor_for_user
+    from xietong.kernel.org.scopes import actor_for_user
 
     with ctx.db.read() as session:
         user = session.get(User, user_id)

@@ -14,11 +14,11 @@ from xietong.api.deps import current_actor, get_ctx
 from xietong.kernel import audit
 from xietong.kernel.access import Actor, Role, authorize
 from xietong.kernel.auth import login
-from xietong.kernel.canonical import rfc3339
 from xietong.kernel.context import Context
 from xietong.kernel.errors import XietongError
-from xietong.kernel.org import queries as org_queries
-from xietong.web.rendering import check_csrf, language, render
+from xietong.kernel.org import service as org
+from xietong.kernel.org.systems import list_systems
+from xietong.web.rendering import check_csrf, language, render, role_label
 
 router = APIRouter(include_in_schema=False)
 CtxDep = Annotated[Context, Depends(get_ctx)]
@@ -90,29 +90,92 @@ def home(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
     if not actor.is_authenticated:
         return render(request, "home.html")
     lang = language(request)
-    with ctx.db.read() as session:
-        memberships = org_queries.memberships_of(session, actor.id, lang) if actor.id else []
-        cards = org_queries.home_cards(session, actor)
-        if actor.has_role(Role.AUDITOR):
-            cards.append(
-                {
-                    "href": "/audit",
-                    "value": audit.tree_size(session),
-                    "label_zh": "审计日志条目",
-                    "label_en": "Audit log entries",
-                }
-            )
-    return render(request, "home.html", memberships=memberships, cards=cards)
+    user = org.get_user_by_username(ctx, actor.name) if actor.kind == "user" else None
+    regions = {region.code: region.name for region in org.list_regions(ctx, actor)}
+    departments = {d.id: d for d in org.list_departments(ctx, actor)}
+    memberships = [
+        {
+            "department": m.department_name,
+            "region": regions.get(departments[m.department_id].region_code, ""),
+            "role": role_label(Role(m.role), lang),
+        }
+        for m in (user.memberships if user else ())
+    ]
+    return render(request, "home.html", memberships=memberships, cards=_cards(ctx, actor))
+
+
+def _cards(ctx: Context, actor: Actor) -> list[dict[str, object]]:
+    """The figures each role starts from; apps add their own through nav items."""
+    cards: list[dict[str, object]] = []
+    if actor.has_role(Role.ADMIN):
+        cards += [
+            {
+                "href": "/org",
+                "value": len(org.list_departments(ctx, actor)),
+                "label_zh": "部门",
+                "label_en": "Departments",
+            },
+            {
+                "href": "/org",
+                "value": len(org.list_users(ctx, actor)),
+                "label_zh": "用户",
+                "label_en": "Users",
+            },
+            {
+                "href": "/org",
+                "value": len(list_systems(ctx, actor)),
+                "label_zh": "接入系统",
+                "label_en": "Connected systems",
+            },
+        ]
+    if actor.has_role(Role.AUDITOR):
+        with ctx.db.read() as session:
+            size = audit.tree_size(session)
+        cards.append(
+            {
+                "href": "/audit",
+                "value": size,
+                "label_zh": "审计日志条目",
+                "label_en": "Audit log entries",
+            }
+        )
+    return cards
 
 
 @router.get("/org", response_class=HTMLResponse)
 def org_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
     authorize(actor, "org.manage")
     lang = language(request)
-    with ctx.db.read() as session:
-        departments = org_queries.department_rows(session)
-        users = org_queries.user_rows(session, lang)
-    return render(request, "org.html", departments=departments, users=users)
+    regions = {region.code: region.name for region in org.list_regions(ctx, actor)}
+    all_departments = org.list_departments(ctx, actor)
+    names = {d.id: d.name for d in all_departments}
+    users = org.list_users(ctx, actor)
+    members: dict[int, int] = {}
+    for user in users:
+        for m in user.memberships:
+            members[m.department_id] = members.get(m.department_id, 0) + 1
+    departments = [
+        {
+            "code": d.code,
+            "name": d.name,
+            "region": regions.get(d.region_code, d.region_code),
+            "parent": names.get(d.parent_id) if d.parent_id else None,
+            "members": members.get(d.id, 0),
+        }
+        for d in all_departments
+    ]
+    user_rows = [
+        {
+            "username": u.username,
+            "display_name": u.display_name,
+            "active": u.active,
+            "memberships": "；".join(
+                f"{m.department_name}·{role_label(Role(m.role), lang)}" for m in u.memberships
+            ),
+        }
+        for u in users
+    ]
+    return render(request, "org.html", departments=departments, users=user_rows)
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -128,8 +191,7 @@ def audit_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
         ).all()
         entries = [json.loads(row.leaf) for row in rows]
         total = session.scalar(select(func.count()).select_from(audit.AuditLeaf))
-    return render(request, "audit.html", head=head, entries=entries, total=total,
-                  now=rfc3339)
+    return render(request, "audit.html", head=head, entries=entries, total=total)
 
 
 def html_error(request: Request, error: XietongError) -> Response:
@@ -138,5 +200,6 @@ def html_error(request: Request, error: XietongError) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     lang = language(request)
     title = "出错了" if lang == "zh-CN" else "Something went wrong"
-    return render(request, "error.html", status_code=error.status, title=title,
-                  message=error.message(lang))
+    return render(
+        request, "error.html", status_code=error.status, title=title, message=error.message(lang)
+    )

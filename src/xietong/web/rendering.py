@@ -58,8 +58,11 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     header = request.headers.get("x-csrf-token")
     given = submitted or header
     if not expected or not given or not secrets.compare_digest(expected, given):
-        raise Forbidden("页面已过期，请刷新后重试", "Form expired; reload the page and retry",
-                        code="csrf_failed")
+        raise Forbidden(
+            "页面已过期，请刷新后重试",
+            "Form expired; reload the page and retry",
+            code="csrf_failed",
+        )
 
 
 def role_label(role: Role, lang: str) -> str:
