@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from xietong import __version__
 from xietong.api import audit as audit_api
 from xietong.api import auth as auth_api
+from xietong.api import calendar as calendar_api
 from xietong.api import errors
 from xietong.api import org as org_api
 from xietong.api.deps import allow
@@ -45,6 +46,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     api.include_router(auth_api.router)
     api.include_router(audit_api.router)
     api.include_router(org_api.router)
+    api.include_router(calendar_api.router)
     for routers in manager.hook.api_routers():
         for router in routers:
             api.include_router(router)

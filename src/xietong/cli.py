@@ -31,9 +31,11 @@ app = typer.Typer(
 audit_app = typer.Typer(help="防篡改审计日志 / the tamper-evident audit log", no_args_is_help=True)
 user_app = typer.Typer(help="用户 / users", no_args_is_help=True)
 org_app = typer.Typer(help="组织机构 / organisation", no_args_is_help=True)
+calendar_app = typer.Typer(help="工作日历 / working-day calendar", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
+app.add_typer(calendar_app, name="calendar")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -277,6 +279,48 @@ def org_template(file: Annotated[Path, typer.Argument(help="where to write the x
 
     file.write_bytes(org_template_xlsx())
     typer.echo(f"written: {file}")
+
+
+@calendar_app.command("load")
+@handles_errors
+def calendar_load(
+    file: Annotated[Path, typer.Argument(help="JSON 放假安排, see docs/calendar.md")],
+    region: Annotated[str | None, typer.Option(help="region code; default nationwide")] = None,
+) -> None:
+    """载入某年放假安排 / load a year's holidays and adjusted working days."""
+    from xietong.kernel.calendar import load_schedule_file
+
+    if not file.is_file():
+        fail(f"文件不存在：{file}", f"file not found: {file}", 2)
+    with context() as ctx:
+        result = load_schedule_file(ctx, cli_actor(), file, region)
+    typer.echo(
+        f"loaded {', '.join(map(str, result.years))}: {result.holidays} holidays, "
+        f"{result.workdays} adjusted working days (replaced {result.replaced})"
+    )
+
+
+@calendar_app.command("deadline")
+@handles_errors
+def calendar_deadline(
+    start: Annotated[str, typer.Argument(help="YYYY-MM-DD")],
+    days: Annotated[int, typer.Argument(help="working days")],
+    region: Annotated[str | None, typer.Option(help="region code")] = None,
+) -> None:
+    """计算 N 个工作日后的日期 / the day N working days after START."""
+    from datetime import date
+
+    try:
+        day = date.fromisoformat(start)
+    except ValueError:
+        fail(f"日期格式错误：{start}", f"not a date (YYYY-MM-DD): {start}", 2)
+    if days < 0:
+        fail("工作日数不能为负", "working days must not be negative", 2)
+    with context() as ctx:
+        assert ctx.calendar is not None
+        result = ctx.calendar.add_working_days(day, days, region)
+    flag = "（按周末推算，待当年放假安排公布后复核）" if result.estimated else ""
+    typer.echo(f"{result.day.isoformat()}{flag}")
 
 
 def main() -> None:

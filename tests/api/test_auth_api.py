@@ -128,3 +128,43 @@ def test_openapi_and_health(world) -> None:
     assert spec.status_code == 200
     assert "/api/v1/audit/proofs/inclusion" in spec.json()["paths"]
     assert world.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_calendar_deadline_and_schedule_loading(world) -> None:
+    clerk = world.token("clerk_a")
+    answer = world.client.get(
+        "/api/v1/calendar/deadline",
+        params={"start": "2026-09-30", "working_days": 1},
+        headers=clerk,
+    )
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "start": "2026-09-30",
+        "working_days": 1,
+        "day": "2026-10-08",
+        "estimated": False,
+    }
+    refused = world.client.post(
+        "/api/v1/calendar/schedules", json={"year": 2028, "holidays": []}, headers=clerk
+    )
+    assert refused.status_code == 403
+    admin = world.token("admin")
+    bad = world.client.post(
+        "/api/v1/calendar/schedules",
+        json={"year": 2028, "holidays": [{"name": "元旦", "days": ["2029-01-01"]}]},
+        headers=admin,
+    )
+    assert bad.status_code == 422
+    loaded = world.client.post(
+        "/api/v1/calendar/schedules",
+        json={"year": 2028, "holidays": [{"name": "元旦", "days": ["2028-01-03"]}], "workdays": []},
+        headers=admin,
+    )
+    assert loaded.status_code == 201, loaded.text
+    after = world.client.get(
+        "/api/v1/calendar/deadline",
+        params={"start": "2027-12-31", "working_days": 1},
+        headers=clerk,
+    ).json()
+    assert after["day"] == "2028-01-04"
+    assert after["estimated"] is False

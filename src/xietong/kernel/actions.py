@@ -7,8 +7,9 @@ from xietong.kernel.access import Role, register_action
 
 def register() -> None:
     register_action("auth.login", "public", [], "登录", "Log in")
-    register_action("auth.me", "authenticated", [], "查看本人信息", "Read own profile",
-                    read_only=True)
+    register_action(
+        "auth.me", "authenticated", [], "查看本人信息", "Read own profile", read_only=True
+    )
     register_action("platform.health", "public", [], "健康检查", "Health check", read_only=True)
     register_action(
         "audit.read", "global", [Role.AUDITOR], "查看审计日志", "Read the audit log", read_only=True
@@ -62,4 +63,7 @@ def register() -> None:
         [Role.ADMIN],
         "维护工作日历",
         "Maintain the working-day calendar",
+    )
+    register_action(
+        "calendar.read", "authenticated", [], "查询工作日", "Query working days", read_only=True
     )
