@@ -59,7 +59,7 @@ DEPARTMENTS = [
     DemoDepartment("sthj", "430100-sthj", "长沙市生态环境局", "市生态环境局"),
     DemoDepartment("jt", "430100-jt", "长沙市交通运输局", "市交通运输局"),
     DemoDepartment("jy", "430100-jy", "长沙市教育局", "市教育局"),
-    DemoDepartment("sw2", "430100-swj", "长沙市商务局", "市商务局"),
+    DemoDepartment("shw", "430100-swj", "长沙市商务局", "市商务局"),
     DemoDepartment("sj", "430100-sjzy", "长沙市数据资源局", "市数据资源局"),
     DemoDepartment("rx", "430100-12345", "长沙市12345政务服务便民热线中心", "12345热线中心"),
     DemoDepartment("dc", "430100-dcs", "长沙市人民政府督查室", "市政府督查室"),
@@ -96,7 +96,7 @@ def _uscc(body_without_check: str) -> str:
 CITIZENS = [
     ("张晓明", _person_id("430102", "19900315", 123), "13800000001"),
     ("李红", _person_id("430103", "19920708", 246), "13800000002"),
-    ("王建国", _person_id("430104", "19781201", 371), "13800000003"),
+    ("王建国", _person_id("430104", "19881201", 371), "13800000003"),
     ("刘芳", _person_id("430105", "19950520", 482), "13800000004"),
     ("陈思远", _person_id("430111", "20010909", 515), "13800000005"),
 ]
@@ -172,16 +172,15 @@ def load_city(ctx: Context, actor: Actor) -> dict[str, int]:
 
 
 def _write_accounts(ctx: Context) -> None:
-    """The login page lists these (only a data dir with the demo loaded has the file)."""
+    """The login page lists these, grouped by department (only a demo data dir has it)."""
     by_key = {d.key: d for d in DEPARTMENTS}
-    rows = [
-        {
-            "username": username,
-            "display_name": display,
-            "department": by_key[dept_key].short_name,
-            "roles": "、".join(ROLE_NAMES[role][0] for role in roles),
-        }
-        for username, display, dept_key, roles in _accounts()
-    ]
+    groups: dict[str, list[dict[str, str]]] = {}
+    for username, _display, dept_key, roles in _accounts():
+        names = "、".join(ROLE_NAMES[role][0] for role in roles)
+        label = "全部角色" if len(roles) == len(Role) else names
+        groups.setdefault(by_key[dept_key].short_name, []).append(
+            {"username": username, "roles": f"（{label}）"}
+        )
+    rows = [{"department": name, "accounts": accounts} for name, accounts in groups.items()]
     path = ctx.settings.data_dir / "demo-accounts.json"
     path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -93,14 +93,18 @@ def home(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
     user = org.get_user_by_username(ctx, actor.name) if actor.kind == "user" else None
     regions = {region.code: region.name for region in org.list_regions(ctx, actor)}
     departments = {d.id: d for d in org.list_departments(ctx, actor)}
-    memberships = [
-        {
-            "department": m.department_name,
-            "region": regions.get(departments[m.department_id].region_code, ""),
-            "role": role_label(Role(m.role), lang),
-        }
-        for m in (user.memberships if user else ())
-    ]
+    grouped: dict[int, dict[str, object]] = {}
+    for m in user.memberships if user else ():
+        row = grouped.setdefault(
+            m.department_id,
+            {
+                "department": m.department_name,
+                "region": regions.get(departments[m.department_id].region_code, ""),
+                "roles": [],
+            },
+        )
+        row["roles"].append(role_label(Role(m.role), lang))  # type: ignore[union-attr]
+    memberships = list(grouped.values())
     return render(request, "home.html", memberships=memberships, cards=_cards(ctx, actor))
 
 

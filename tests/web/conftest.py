@@ -1,0 +1,88 @@
+"""A live server with the demo city, and a headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tests.conftest import require
+from xietong.app import create_app
+from xietong.config import Settings
+from xietong.demo import load_demo
+from xietong.kernel.calendar import WorkCalendar
+from xietong.kernel.context import Context
+from xietong.kernel.db import Database
+from xietong.kernel.keys import Keys, ensure_keys
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from xietong.migrate import upgrade
+
+    data = tmp_path_factory.mktemp("live")
+    settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'xietong.db'}")
+    ensure_keys(settings.keys_dir)
+    db = Database(settings.sqlalchemy_url)
+    upgrade(db.engine)
+    ctx = Context(settings=settings, db=db, keys=Keys.load(settings.keys_dir))
+    ctx.calendar = WorkCalendar(db)
+    load_demo(ctx)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "server did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(os.path.exists(CHROMIUM), f"Chromium not installed at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path

@@ -1,0 +1,77 @@
+"""The kernel's pages as a person uses them: log in, see one's home, organisation, audit."""
+
+from __future__ import annotations
+
+from tests.web.conftest import screenshot
+
+
+def login(page, base: str, username: str, password: str = "demo") -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def test_login_page_lists_demo_accounts(page, live_server) -> None:
+    page.goto(f"{live_server}/login")
+    assert page.locator("h1").inner_text() == "登录协同政务平台"
+    table = page.locator(".demo-accounts")
+    assert "admin" in table.inner_text()
+    assert "市卫健委" in table.inner_text()
+    assert "auditor" in table.inner_text()
+    screenshot(page, "login")
+
+
+def test_wrong_password_shows_a_chinese_error(page, live_server) -> None:
+    login(page, live_server, "wjw.clerk", "wrong")
+    assert "用户名或密码错误" in page.locator(".alert.error").inner_text()
+
+
+def test_admin_home_and_organisation(page, live_server) -> None:
+    login(page, live_server, "admin")
+    page.wait_for_url(f"{live_server}/")
+    assert "您好" in page.locator("h1").inner_text()
+    assert "部门" in page.locator(".grid").inner_text()
+    screenshot(page, "home-admin")
+    page.goto(f"{live_server}/org")
+    text = page.locator("main").inner_text()
+    assert "长沙市卫生健康委员会" in text
+    assert "长沙市12345政务服务便民热线中心" in text
+    screenshot(page, "org")
+
+
+def test_clerk_sees_own_roles_but_not_the_organisation(page, live_server) -> None:
+    login(page, live_server, "ga.clerk")
+    page.wait_for_url(f"{live_server}/")
+    assert "长沙市公安局" in page.locator("main").inner_text()
+    response = page.goto(f"{live_server}/org")
+    assert response.status == 403
+    assert "无权" in page.locator(".alert.error").inner_text()
+
+
+def test_auditor_sees_the_signed_head(page, live_server) -> None:
+    login(page, live_server, "auditor")
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/audit")
+    assert int(page.locator("#tree-size").inner_text()) > 0
+    assert "org.import" in page.locator("main").inner_text()
+    screenshot(page, "audit")
+
+
+def test_english_is_available(page, live_server) -> None:
+    page.goto(f"{live_server}/login?lang=en")
+    assert page.locator("h1").inner_text() == "Log in to xietong"
+
+
+def test_anonymous_is_sent_to_login(page, live_server) -> None:
+    page.goto(f"{live_server}/audit")
+    assert "/login" in page.url
+
+
+def test_logout(page, live_server) -> None:
+    login(page, live_server, "admin")
+    page.wait_for_url(f"{live_server}/")
+    page.click("text=退出")
+    page.wait_for_url(f"{live_server}/login")
+    page.goto(f"{live_server}/org")
+    assert "/login" in page.url
