@@ -221,20 +221,20 @@ def user_add(
 
     if password is None:
         password = typer.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
+    if role and department is None:
+        fail("指定角色时需要 --department", "--role needs --department", 2)
     with context() as ctx:
-        user = service.add_user(
-            ctx,
-            cli_actor(),
-            username=username,
-            display_name=display_name or username,
-            password=password,
-        )
+        actor = cli_actor()
+        department_id = None
+        if department is not None:
+            found = [d for d in service.list_departments(ctx, actor) if d.code == department]
+            if not found:
+                fail(f"部门不存在：{department}", f"no department with code {department}", 2)
+            department_id = found[0].id
+        user = service.add_user(ctx, actor, username, display_name or username, password)
         for role_name in role or []:
-            if department is None:
-                fail("指定角色时需要 --department", "--role needs --department", 2)
-            service.grant_membership(
-                ctx, cli_actor(), username=username, department_code=department, role=role_name
-            )
+            assert department_id is not None
+            service.grant_membership(ctx, actor, user.id, department_id, role_name)
     typer.echo(f"user added: {user.username}")
 
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import BigInteger, Index, Integer, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -23,13 +21,9 @@ from xietong.kernel.access import ANONYMOUS, Actor
 from xietong.kernel.context import Context
 from xietong.kernel.db import Base
 from xietong.kernel.errors import InvalidInput, RateLimited, Unauthenticated
+from xietong.kernel.passwords import DUMMY_HASH, check_password
 from xietong.kernel.uow import UnitOfWork
 
-# OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): about 40 ms here, where the
-# library default (64 MiB, 3 passes, 4 lanes) takes 330 ms on a 2-core server — a login
-# storm would queue behind it. Stored hashes carry their parameters, so raising these
-# later re-hashes on the next login (``needs_rehash``).
-_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 TOKEN_AUDIENCE = "xietong"
 
 
@@ -43,22 +37,6 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(100))
     client: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime]
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def check_password(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-# A hash of a random password: verifying unknown usernames against it costs the same
-# time as a real check, so response time does not reveal which usernames exist.
-_DUMMY_HASH = _hasher.hash("xietong-no-such-user")
 
 
 @dataclass(frozen=True)
@@ -98,7 +76,7 @@ def login(ctx: Context, username: str, password: str, *, client: str = "") -> Ac
     _throttle(ctx, username)
     with UnitOfWork(ctx, ANONYMOUS) as uow:
         user = uow.session.scalar(select(User).where(User.username == username))
-        valid = check_password(user.password_hash if user else _DUMMY_HASH, password)
+        valid = check_password(user.password_hash if user else DUMMY_HASH, password)
         if user is None or not valid or not user.active:
             uow.session.add(LoginFailure(username=username, client=client[:100], at=clock.now()))
             uow.record("auth.login_failed", f"user:{username}", {"client": client})
