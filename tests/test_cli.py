@@ -122,3 +122,13 @@ def test_demo_loads_twice_and_calendar_answers(data_dir: Path) -> None:
     assert answer.output.strip() == "2026-10-08"
     assert invoke("calendar", "deadline", "2026-13-01", "1").exit_code == 2
     assert invoke("audit", "verify").exit_code == 0
+
+
+def test_bad_configuration_is_a_message_not_a_traceback(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XIETONG_SQLITE_SYNCHRONOUS", "SOMETIMES")
+    get_settings.cache_clear()
+    result = invoke("init")
+    assert result.exit_code == 2
+    assert "配置错误" in result.output

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from xietong.config import Settings, get_settings
 from xietong.kernel.access import Actor, operator_actor
@@ -52,6 +53,8 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except ValidationError as error:
+            fail(f"配置错误：{error}", f"invalid configuration: {error}", 2)
         except XietongError as error:
             details = f"\n{json.dumps(error.details, ensure_ascii=False)}" if error.details else ""
             code = 2 if 400 <= error.status < 500 and error.status not in (401, 403) else 1
