@@ -23,8 +23,8 @@ from xietong.kernel.org import (
     import_org_xlsx,
     org_template_xlsx,
 )
-from xietong.kernel.passwords import check_password as verify_password
 from xietong.kernel.org.models import Department, Membership, User
+from xietong.kernel.passwords import check_password as verify_password
 from xietong.plugins import plugin_manager
 
 ADMIN = Actor(kind="user", id=None, name="admin", scopes={Role.ADMIN: frozenset()})
