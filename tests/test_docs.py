@@ -62,5 +62,7 @@ def test_every_action_is_documented() -> None:
     documented = _read("access.md") + "".join(
         path.read_text(encoding="utf-8") for path in DOCS.glob("apps/*.md")
     )
-    missing = [name for name in registered_actions() if f"`{name}`" not in documented]
+    # Test modules declare throwaway actions under "test."; everything else is real.
+    real = [name for name in registered_actions() if not name.startswith("test.")]
+    missing = [name for name in real if f"`{name}`" not in documented]
     assert missing == []
