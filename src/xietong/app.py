@@ -30,7 +30,9 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     load_models()
     manager = plugin_manager()
     if ctx is None:
-        ctx = open_context(settings or get_settings())
+        ctx = open_context(settings or get_settings(), hooks=manager.hook)
+    if ctx.hooks is None:
+        ctx.hooks = manager.hook
     app = FastAPI(
         title="xietong 协同 API",
         version=__version__,

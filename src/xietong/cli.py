@@ -23,6 +23,7 @@ from xietong.config import Settings, get_settings
 from xietong.kernel.access import Actor, operator_actor
 from xietong.kernel.context import Context, open_context
 from xietong.kernel.errors import XietongError
+from xietong.plugins import plugin_manager
 
 app = typer.Typer(
     help="协同 — 跨部门协同政务平台 / cross-department government collaboration",
@@ -90,7 +91,7 @@ def initialise(settings: Settings) -> list[str]:
 
 @contextmanager
 def context() -> Iterator[Context]:
-    ctx = open_context(get_settings())
+    ctx = open_context(get_settings(), hooks=plugin_manager().hook)
     try:
         yield ctx
     finally:
@@ -139,7 +140,7 @@ def serve(
 
         with context() as ctx:
             typer.echo(load_demo(ctx))
-    ctx = open_context(settings)
+    ctx = open_context(settings, hooks=plugin_manager().hook)
     stop_worker: Callable[[], None] | None = None
     if worker:
         from xietong.kernel.bus import start_background_worker

@@ -34,13 +34,16 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from xietong.migrate import upgrade
+    from xietong.plugins import plugin_manager
 
     data = tmp_path_factory.mktemp("live")
     settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'xietong.db'}")
     ensure_keys(settings.keys_dir)
     db = Database(settings.sqlalchemy_url)
     upgrade(db.engine)
-    ctx = Context(settings=settings, db=db, keys=Keys.load(settings.keys_dir))
+    ctx = Context(
+        settings=settings, db=db, keys=Keys.load(settings.keys_dir), hooks=plugin_manager().hook
+    )
     ctx.calendar = WorkCalendar(db)
     load_demo(ctx)
     port = _free_port()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xietong.config import Settings
 from xietong.kernel.db import Database
@@ -27,6 +27,9 @@ class Context:
     db: Database
     keys: Keys
     calendar: WorkCalendar | None = None
+    # The plugins' hook caller (pluggy), set by the entry point that assembled them;
+    # the kernel calls only the hooks it declared in ``xietong.kernel.hooks``.
+    hooks: Any = None
     # Set by the relay of this process so a commit with events wakes it at once.
     outbox_wakeup: threading.Event = field(default_factory=threading.Event)
     on_close: list[Callable[[], None]] = field(default_factory=list)
@@ -40,11 +43,11 @@ class Context:
         self.db.dispose()
 
 
-def open_context(settings: Settings) -> Context:
+def open_context(settings: Settings, hooks: Any = None) -> Context:
     """Open the database and load the keys (``xietong init`` must have run)."""
     from xietong.kernel.calendar import WorkCalendar
 
     db = Database(settings.sqlalchemy_url, sqlite_synchronous=settings.sqlite_synchronous)
-    ctx = Context(settings=settings, db=db, keys=Keys.load(settings.keys_dir))
+    ctx = Context(settings=settings, db=db, keys=Keys.load(settings.keys_dir), hooks=hooks)
     ctx.calendar = WorkCalendar(db)
     return ctx

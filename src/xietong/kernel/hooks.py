@@ -55,7 +55,11 @@ def nav_items(actor: Actor) -> list[dict[str, Any]]:
 
 @hookspec
 def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
-    """In-process consumers: ``(consumer name, event type or prefix*, handler(ctx, event))``."""
+    """Event consumers: ``(name, event type or prefix*, handler(ctx, event, session))``.
+
+    The handler runs in the transaction that also records the event as processed by
+    ``name``, so a redelivered event takes effect once.
+    """
 
 
 @hookspec
