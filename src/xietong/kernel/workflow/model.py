@@ -55,6 +55,8 @@ class MultiInstance:
     pass_ratio: float | None = None
     # vote: an expression giving {username: weight}; default weight 1 each
     weights: str | None = None
+    # the per-instance variable holding this task's signer (BPMN elementVariable)
+    element_variable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,3 +204,5 @@ class Unsupported:
 
     type: str  # the BPMN element name, e.g. "eventBasedGateway", "signalEventDefinition"
     id: str
+    # for an event definition: the event element it sits on, e.g. "boundaryEvent"
+    element: str = ""
