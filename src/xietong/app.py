@@ -16,6 +16,7 @@ from xietong.api import calendar as calendar_api
 from xietong.api import errors
 from xietong.api import org as org_api
 from xietong.api import webhooks as webhooks_api
+from xietong.api import workflow as workflow_api
 from xietong.api.deps import allow
 from xietong.api.limits import BodySizeLimit
 from xietong.config import Settings, get_settings
@@ -51,6 +52,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     api.include_router(org_api.router)
     api.include_router(calendar_api.router)
     api.include_router(webhooks_api.router)
+    api.include_router(workflow_api.router)
     for routers in manager.hook.api_routers():
         for router in routers:
             api.include_router(router)

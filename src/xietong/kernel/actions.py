@@ -67,3 +67,6 @@ def register() -> None:
     register_action(
         "calendar.read", "authenticated", [], "查询工作日", "Query working days", read_only=True
     )
+    from xietong.kernel.workflow import actions as workflow_actions
+
+    workflow_actions.register()

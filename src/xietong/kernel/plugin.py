@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from xietong.kernel.access import Actor, Role
 from xietong.kernel.hooks import hookimpl
+
+if TYPE_CHECKING:
+    from xietong.kernel.context import Context
 
 KERNEL_MODEL_MODULES = [
     "xietong.kernel.audit",
@@ -14,6 +18,7 @@ KERNEL_MODEL_MODULES = [
     "xietong.kernel.org.models",
     "xietong.kernel.auth",
     "xietong.kernel.bus.models",
+    "xietong.kernel.workflow.store",
 ]
 
 
@@ -27,6 +32,15 @@ def register_actions() -> None:
     from xietong.kernel import actions
 
     actions.register()
+
+
+@hookimpl
+def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
+    # Importing registers the workflow's scheduled-job handlers (timers, time-outs,
+    # service calls) in the worker process; the jobs themselves are due rows, not loops.
+    from xietong.kernel.workflow import services, timers  # noqa: F401
+
+    return []
 
 
 @hookimpl

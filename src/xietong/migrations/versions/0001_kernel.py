@@ -2,7 +2,7 @@
 
 Revision ID: 0001_kernel
 Revises:
-Create Date: 2026-11-22 14:23:07.337874
+Create Date: 2026-11-22 14:42:20.100634
 """
 
 from collections.abc import Sequence
@@ -223,6 +223,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_region_parent_code"), ["parent_code"], unique=False)
 
     op.create_table(
+        "wf_definition",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=300), nullable=False),
+        sa.Column("source_format", sa.String(length=8), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("graph", sa.JSON(), nullable=False),
+        sa.Column("deployed_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deployed_by", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_definition")),
+        sa.UniqueConstraint("key", "version", name="uq_wf_definition_key_version"),
+    )
+    op.create_table(
         "bus_webhook_delivery",
         sa.Column(
             "id",
@@ -377,11 +391,398 @@ def upgrade() -> None:
             batch_op.f("ix_membership_department_id"), ["department_id"], unique=False
         )
 
+    op.create_table(
+        "wf_instance",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("definition_id", sa.Integer(), nullable=False),
+        sa.Column("process_key", sa.String(length=200), nullable=False),
+        sa.Column("business_key", sa.String(length=200), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("end_reason", sa.String(length=32), nullable=True),
+        sa.Column("department_id", sa.Integer(), nullable=True),
+        sa.Column("started_by", sa.String(length=200), nullable=False),
+        sa.Column("started_by_user_id", sa.Integer(), nullable=True),
+        sa.Column("started_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "parent_instance_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=True,
+        ),
+        sa.Column(
+            "parent_token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('running', 'suspended', 'completed', 'terminated')",
+            name=op.f("ck_wf_instance_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["definition_id"],
+            ["wf_definition.id"],
+            name=op.f("fk_wf_instance_definition_id_wf_definition"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["department.id"],
+            name=op.f("fk_wf_instance_department_id_department"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["parent_instance_id"],
+            ["wf_instance.id"],
+            name=op.f("fk_wf_instance_parent_instance_id_wf_instance"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["started_by_user_id"],
+            ["app_user.id"],
+            name=op.f("fk_wf_instance_started_by_user_id_app_user"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_instance")),
+    )
+    with op.batch_alter_table("wf_instance", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_wf_instance_definition_id"), ["definition_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_wf_instance_department_status", ["department_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            "ix_wf_instance_key_business", ["process_key", "business_key"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_wf_instance_parent_instance_id"), ["parent_instance_id"], unique=False
+        )
+
+    op.create_table(
+        "wf_cc",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("sent_by", sa.String(length=200), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("created_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_cc_instance_id_wf_instance")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["app_user.id"], name=op.f("fk_wf_cc_user_id_app_user")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_cc")),
+    )
+    with op.batch_alter_table("wf_cc", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wf_cc_instance_id"), ["instance_id"], unique=False)
+        batch_op.create_index("ix_wf_cc_user_created", ["user_id", "created_at"], unique=False)
+
+    op.create_table(
+        "wf_fork",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("node_id", sa.String(length=200), nullable=False),
+        sa.Column("split_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "parent_fork_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("branches", sa.Integer(), nullable=False),
+        sa.Column("created_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_fork_instance_id_wf_instance")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_fork")),
+    )
+    with op.batch_alter_table("wf_fork", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_wf_fork_instance_id"), ["instance_id"], unique=False)
+
+    op.create_table(
+        "wf_history",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("fork_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("node_id", sa.String(length=200), nullable=True),
+        sa.Column("activity", sa.String(length=300), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("on_behalf_of_user_id", sa.Integer(), nullable=True),
+        sa.Column("outcome", sa.String(length=16), nullable=True),
+        sa.Column("opinion", sa.Text(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=True),
+        sa.Column("at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_history_instance_id_wf_instance")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_history")),
+    )
+    with op.batch_alter_table("wf_history", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_wf_history_instance_node", ["instance_id", "node_id"], unique=False
+        )
+
+    op.create_table(
+        "wf_incident",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("node_id", sa.String(length=200), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_by", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_incident_instance_id_wf_instance")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_incident")),
+    )
+    with op.batch_alter_table("wf_incident", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_wf_incident_instance_id"), ["instance_id"], unique=False
+        )
+
+    op.create_table(
+        "wf_variable",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("value", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_variable_instance_id_wf_instance")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_variable")),
+        sa.UniqueConstraint("instance_id", "name", name="uq_wf_variable_instance_name"),
+    )
+    op.create_table(
+        "wf_token",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("node_id", sa.String(length=200), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("fork_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("arrived_via", sa.String(length=200), nullable=True),
+        sa.Column(
+            "origin_task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("message_name", sa.String(length=200), nullable=True),
+        sa.Column("correlation", sa.String(length=300), nullable=True),
+        sa.Column("state", sa.JSON(), nullable=False),
+        sa.Column("created_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('active', 'waiting', 'done', 'cancelled')", name=op.f("ck_wf_token_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["fork_id"], ["wf_fork.id"], name=op.f("fk_wf_token_fork_id_wf_fork")
+        ),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_token_instance_id_wf_instance")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_token")),
+    )
+    with op.batch_alter_table("wf_token", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_wf_token_instance_status", ["instance_id", "status"], unique=False
+        )
+        batch_op.create_index(
+            "ix_wf_token_message", ["message_name", "correlation", "status"], unique=False
+        )
+
+    op.create_table(
+        "wf_task",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "instance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("token_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("process_key", sa.String(length=200), nullable=False),
+        sa.Column("business_key", sa.String(length=200), nullable=True),
+        sa.Column("node_id", sa.String(length=200), nullable=False),
+        sa.Column("name", sa.String(length=300), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("owner_id", sa.Integer(), nullable=True),
+        sa.Column("previous_assignee_id", sa.Integer(), nullable=True),
+        sa.Column("candidate_department_id", sa.Integer(), nullable=True),
+        sa.Column("candidate_role", sa.String(length=32), nullable=True),
+        sa.Column("group_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("weight", sa.Float(), nullable=False),
+        sa.Column("counts", sa.Boolean(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column(
+            "blocked_by_task_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=True,
+        ),
+        sa.Column("outcome", sa.String(length=16), nullable=True),
+        sa.Column("opinion", sa.Text(), nullable=True),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("created_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("completed_by", sa.String(length=200), nullable=True),
+        sa.Column("completed_by_user_id", sa.Integer(), nullable=True),
+        sa.Column("on_behalf_of_user_id", sa.Integer(), nullable=True),
+        sa.Column("cancel_reason", sa.String(length=32), nullable=True),
+        sa.Column(
+            "previous_task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("last_urged_at", xietong.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('pending', 'open', 'delegated', 'completed', 'cancelled')",
+            name=op.f("ck_wf_task_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"], ["app_user.id"], name=op.f("fk_wf_task_assignee_id_app_user")
+        ),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["wf_instance.id"], name=op.f("fk_wf_task_instance_id_wf_instance")
+        ),
+        sa.ForeignKeyConstraint(
+            ["token_id"], ["wf_token.id"], name=op.f("fk_wf_task_token_id_wf_token")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_task")),
+    )
+    with op.batch_alter_table("wf_task", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_wf_task_assignee_status", ["assignee_id", "status", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_wf_task_completed_by", ["completed_by_user_id", "completed_at"], unique=False
+        )
+        batch_op.create_index("ix_wf_task_group", ["group_id", "position"], unique=False)
+        batch_op.create_index("ix_wf_task_instance_status", ["instance_id", "status"], unique=False)
+        batch_op.create_index("ix_wf_task_previous", ["previous_task_id"], unique=False)
+
+    op.create_table(
+        "wf_task_candidate",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("task_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("department_id", sa.Integer(), nullable=True),
+        sa.Column("role", sa.String(length=32), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["task_id"], ["wf_task.id"], name=op.f("fk_wf_task_candidate_task_id_wf_task")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_wf_task_candidate")),
+    )
+    with op.batch_alter_table("wf_task_candidate", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_wf_task_candidate_role", ["department_id", "role", "task_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_wf_task_candidate_task_id"), ["task_id"], unique=False)
+        batch_op.create_index("ix_wf_task_candidate_user", ["user_id", "task_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("wf_task_candidate", schema=None) as batch_op:
+        batch_op.drop_index("ix_wf_task_candidate_user")
+        batch_op.drop_index(batch_op.f("ix_wf_task_candidate_task_id"))
+        batch_op.drop_index("ix_wf_task_candidate_role")
+
+    op.drop_table("wf_task_candidate")
+    with op.batch_alter_table("wf_task", schema=None) as batch_op:
+        batch_op.drop_index("ix_wf_task_previous")
+        batch_op.drop_index("ix_wf_task_instance_status")
+        batch_op.drop_index("ix_wf_task_group")
+        batch_op.drop_index("ix_wf_task_completed_by")
+        batch_op.drop_index("ix_wf_task_assignee_status")
+
+    op.drop_table("wf_task")
+    with op.batch_alter_table("wf_token", schema=None) as batch_op:
+        batch_op.drop_index("ix_wf_token_message")
+        batch_op.drop_index("ix_wf_token_instance_status")
+
+    op.drop_table("wf_token")
+    op.drop_table("wf_variable")
+    with op.batch_alter_table("wf_incident", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wf_incident_instance_id"))
+
+    op.drop_table("wf_incident")
+    with op.batch_alter_table("wf_history", schema=None) as batch_op:
+        batch_op.drop_index("ix_wf_history_instance_node")
+
+    op.drop_table("wf_history")
+    with op.batch_alter_table("wf_fork", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wf_fork_instance_id"))
+
+    op.drop_table("wf_fork")
+    with op.batch_alter_table("wf_cc", schema=None) as batch_op:
+        batch_op.drop_index("ix_wf_cc_user_created")
+        batch_op.drop_index(batch_op.f("ix_wf_cc_instance_id"))
+
+    op.drop_table("wf_cc")
+    with op.batch_alter_table("wf_instance", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_wf_instance_parent_instance_id"))
+        batch_op.drop_index("ix_wf_instance_key_business")
+        batch_op.drop_index("ix_wf_instance_department_status")
+        batch_op.drop_index(batch_op.f("ix_wf_instance_definition_id"))
+
+    op.drop_table("wf_instance")
     with op.batch_alter_table("membership", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_membership_department_id"))
 
@@ -406,6 +807,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_bus_webhook_delivery_due")
 
     op.drop_table("bus_webhook_delivery")
+    op.drop_table("wf_definition")
     with op.batch_alter_table("region", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_region_parent_code"))
 

@@ -1,0 +1,98 @@
+"""When a timer is due: ISO 8601 durations, dates and cycles, and working days.
+
+Chinese time limits count working days (工作日): a timer ``P3D`` marked ``working_days``
+is due three working days later on the kernel calendar, at the same time of day in
+China time. A cycle ``R3/PT1H`` fires once, after its first interval (repeating timers
+are outside the executable subset; the validator reports them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from xietong.kernel.calendar import WorkCalendar, to_local_date
+from xietong.kernel.clock import CST
+from xietong.kernel.errors import InvalidInput
+from xietong.kernel.workflow.expressions import compile_expression, is_expression
+from xietong.kernel.workflow.model import Timer
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<years>\d+(?:\.\d+)?)Y)?(?:(?P<months>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<weeks>\d+(?:\.\d+)?)W)?(?:(?P<days>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def _bad(text: str, reason: str) -> InvalidInput:
+    return InvalidInput(
+        f"定时器表达式无效：{text}（{reason}）",
+        f"Invalid timer expression {text!r}: {reason}",
+        code="invalid_timer",
+        details={"expression": text},
+    )
+
+
+def parse_duration(text: str) -> tuple[timedelta, int | None]:
+    """(the duration, or whole days when it is exactly ``PnD``/``PnW``) of ISO 8601 text."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise _bad(text, "not an ISO 8601 duration")
+    parts = {name: float(value) for name, value in match.groupdict().items() if value}
+    # years and months have no fixed length; count them as 365 and 30 days
+    days = parts.get("years", 0) * 365 + parts.get("months", 0) * 30
+    days += parts.get("weeks", 0) * 7 + parts.get("days", 0)
+    delta = timedelta(
+        days=days,
+        hours=parts.get("hours", 0),
+        minutes=parts.get("minutes", 0),
+        seconds=parts.get("seconds", 0),
+    )
+    whole = set(parts) <= {"days", "weeks"} and float(days).is_integer()
+    return delta, int(days) if whole else None
+
+
+def after_working_days(calendar: WorkCalendar | None, start: datetime, days: int) -> datetime:
+    """``days`` working days after ``start``, at the same time of day in China time."""
+    if calendar is None:  # a context without a calendar: plain days (tests of other parts)
+        return start + timedelta(days=days)
+    local = start.astimezone(CST)
+    day = calendar.add_working_days(to_local_date(start), days).day
+    return datetime.combine(day, local.timetz())
+
+
+def _text(timer: Timer, variables: Mapping[str, Any]) -> str:
+    text = timer.expression.strip()
+    if is_expression(text):
+        value = compile_expression(text).evaluate(variables)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        text = str(value).strip()
+    return text
+
+
+def due_at(
+    timer: Timer,
+    now: datetime,
+    variables: Mapping[str, Any],
+    calendar: WorkCalendar | None,
+) -> datetime:
+    text = _text(timer, variables)
+    if timer.kind == "date":
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise _bad(text, "not an ISO 8601 date-time") from None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=CST)
+    if timer.kind == "cycle":
+        parts = text.split("/")
+        if len(parts) < 2 or not parts[0].startswith("R"):
+            raise _bad(text, "a cycle is Rn/duration")
+        text = parts[-1]
+    delta, whole_days = parse_duration(text)
+    if timer.working_days and whole_days is not None:
+        return after_working_days(calendar, now, whole_days)
+    return now + delta

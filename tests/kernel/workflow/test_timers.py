@@ -1,0 +1,169 @@
+"""Timers, boundary timers and 超时自动处理, fired by the bus's scheduled jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from xietong.kernel import clock
+from xietong.kernel.bus import ScheduledJob, run_due_jobs
+from xietong.kernel.clock import CST
+from xietong.kernel.workflow import instances, operations, timers
+from xietong.kernel.workflow.model import TaskTimeout, Timer
+
+from .conftest import Flowbed, graph, line, node, task
+
+assert timers  # importing registers the job handlers
+
+# Thursday 12 June 2025, 10:00 in China: two working days later is Monday the 16th
+THURSDAY = datetime(2025, 6, 12, 10, 0, tzinfo=CST)
+
+
+@pytest.fixture
+def frozen() -> Iterator[clock.FrozenClock]:
+    moment = clock.FrozenClock(THURSDAY)
+    previous = clock.use_clock(moment)
+    yield moment
+    clock.use_clock(previous)
+
+
+def _run_jobs(bed: Flowbed) -> int:
+    return run_due_jobs(bed.ctx, "test-worker", 50)
+
+
+def test_an_intermediate_timer_waits_then_continues(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    wait = node("wait", "timer", timer=Timer(kind="duration", expression="PT2H"))
+    bed.deploy(line("tm", wait, task("after", "rev1")))
+    started = bed.start("tm")
+    assert bed.waiting_nodes(started.id) == ["wait"]
+    assert _run_jobs(bed) == 0
+    frozen.advance(timedelta(hours=2, seconds=1))
+    assert _run_jobs(bed) == 1
+    assert bed.waiting_nodes(started.id) == ["after"]
+    assert _run_jobs(bed) == 0  # fired once
+
+
+def test_a_working_day_timer_skips_the_weekend(bed: Flowbed, frozen: clock.FrozenClock) -> None:
+    wait = node("wait", "timer", timer=Timer("duration", "P2D", working_days=True))
+    bed.deploy(line("wd", wait, task("after", "rev1")))
+    started = bed.start("wd")
+    with bed.ctx.db.read() as session:
+        job = session.query(ScheduledJob).filter_by(kind="workflow.timer").one()
+        assert job.due_at == datetime(2025, 6, 16, 10, 0, tzinfo=CST)
+    frozen.set(datetime(2025, 6, 15, 23, 0, tzinfo=CST))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["wait"]
+    frozen.set(datetime(2025, 6, 16, 10, 1, tzinfo=CST))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["after"]
+
+
+def escalating(interrupting: bool) -> object:
+    return graph(
+        "esc",
+        [
+            node("start", "start"),
+            task("a", "rev1"),
+            node(
+                "sla",
+                "timer",
+                timer=Timer("duration", "PT4H"),
+                attached_to="a",
+                cancel_activity=interrupting,
+            ),
+            task("escalate", "head"),
+            node("end", "end"),
+            node("end2", "end"),
+        ],
+        [("start", "a"), ("a", "end"), ("sla", "escalate"), ("escalate", "end2")],
+    )
+
+
+def test_an_interrupting_boundary_timer_abandons_the_task(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    bed.deploy(escalating(True))
+    started = bed.start("esc")
+    frozen.advance(timedelta(hours=5))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["escalate"]
+    a = next(t for t in bed.tasks(started.id, None) if t.node_id == "a")
+    assert (a.status, a.cancel_reason) == ("cancelled", "boundary_timer")
+
+
+def test_a_non_interrupting_boundary_timer_adds_a_branch(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    bed.deploy(escalating(False))
+    started = bed.start("esc")
+    frozen.advance(timedelta(hours=5))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["a", "escalate"]
+
+
+def test_leaving_the_activity_first_drops_the_boundary_timer(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    bed.deploy(escalating(True))
+    started = bed.start("esc")
+    operations.complete(bed.ctx, bed.actor("rev1"), bed.open_task(started.id, "a").id)
+    assert bed.instance(started.id).instance.status == "completed"
+    assert bed.count(ScheduledJob) == 0
+    frozen.advance(timedelta(days=1))
+    assert _run_jobs(bed) == 0
+
+
+def _timeout_process(action: str) -> object:
+    guarded = task("a", "rev1", timeout=TaskTimeout(after_working_days=2, action=action))  # type: ignore[arg-type]
+    return line(f"to_{action}", guarded, task("after", "boss"))
+
+
+def test_time_out_auto_approves_after_working_days(bed: Flowbed, frozen: clock.FrozenClock) -> None:
+    bed.deploy(_timeout_process("approve"))
+    started = bed.start("to_approve")
+    a = bed.open_task(started.id, "a")
+    assert a.due_at == datetime(2025, 6, 16, 10, 0, tzinfo=CST)
+    frozen.set(datetime(2025, 6, 16, 10, 5, tzinfo=CST))
+    _run_jobs(bed)
+    done = next(t for t in bed.tasks(started.id, None) if t.id == a.id)
+    assert (done.status, done.outcome, done.opinion) == ("completed", "approve", "超时自动同意")
+    assert bed.waiting_nodes(started.id) == ["after"]
+    history = bed.instance(started.id).history
+    timeout = next(h for h in history if h.kind == "task.timeout")
+    assert timeout.actor == "worker:worker"
+
+
+def test_time_out_auto_rejects(bed: Flowbed, frozen: clock.FrozenClock) -> None:
+    bed.deploy(_timeout_process("reject"))
+    started = bed.start("to_reject")
+    frozen.advance(timedelta(days=10))
+    _run_jobs(bed)
+    assert bed.instance(started.id).variables["a_outcome"] == "reject"
+
+
+def test_time_out_reminds(bed: Flowbed, frozen: clock.FrozenClock) -> None:
+    bed.deploy(_timeout_process("remind"))
+    started = bed.start("to_remind")
+    frozen.advance(timedelta(days=10))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["a"]
+    kinds = [h.kind for h in bed.instance(started.id).history]
+    assert "task.urged" in kinds
+
+
+def test_a_timer_due_while_suspended_fires_on_resume(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    wait = node("wait", "timer", timer=Timer(kind="duration", expression="PT1H"))
+    bed.deploy(line("held", wait, task("after", "rev1")))
+    started = bed.start("held")
+    instances.suspend(bed.ctx, bed.actor("head"), started.id)
+    frozen.advance(timedelta(hours=2))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["wait"]
+    instances.resume(bed.ctx, bed.actor("head"), started.id)
+    assert bed.waiting_nodes(started.id) == ["after"]
