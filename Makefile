@@ -37,6 +37,7 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/tasks.py
 
 clean:
 	rm -rf $(VENV) var
