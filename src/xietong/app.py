@@ -65,8 +65,10 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         return {"status": "ok", "version": __version__}
 
     from xietong.web import pages
+    from xietong.web import workflow as workflow_pages
 
     app.include_router(pages.router)
+    app.include_router(workflow_pages.router)
     app.state.html_error = pages.html_error
     for routers in manager.hook.web_routers():
         for router in routers:

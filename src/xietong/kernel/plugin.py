@@ -45,7 +45,10 @@ def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
 
 @hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = [
+        {"href": "/workflow/tasks", "label_zh": "我的工作", "label_en": "My work"},
+        {"href": "/workflow", "label_zh": "流程", "label_en": "Processes"},
+    ]
     if actor.has_role(Role.ADMIN):
         items.append({"href": "/org", "label_zh": "组织机构", "label_en": "Organisation"})
     if actor.has_role(Role.AUDITOR):
