@@ -86,6 +86,9 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     app.add_middleware(
         BodySizeLimit,
         max_bytes=ctx.settings.max_body_bytes,
-        overrides={f"{API_PREFIX}/org/import": org_api.MAX_XLSX_BYTES},
+        overrides={
+            f"{API_PREFIX}/org/import": org_api.MAX_XLSX_BYTES,
+            f"{API_PREFIX}/exchange/import": 20 * 1024 * 1024,
+        },
     )
     return app

@@ -1,0 +1,42 @@
+"""The demo catalogue loads through the importer, is idempotent, and exports valid DCAT-AP."""
+
+from __future__ import annotations
+
+from pyshacl import validate
+from rdflib import Graph
+
+from tests.apps.exchange.conftest import ADMIN, tree_size
+from tests.conftest import shared_data
+from xietong.apps.exchange import dcat, queries
+from xietong.apps.exchange.demo import ENTRIES, load_demo_catalogue
+from xietong.apps.exchange.queries import ResourceQuery
+from xietong.demo.city import DEPARTMENTS
+from xietong.kernel.context import Context
+from xietong.kernel.org import service
+from xietong.plugins import plugin_manager
+
+
+def test_demo_catalogue_twice(ctx: Context) -> None:
+    plugin_manager()
+    service.create_region(ctx, ADMIN, "430000", "湖南省", "province")
+    service.create_region(ctx, ADMIN, "430100", "长沙市", "city", "430000")
+    for dept in DEPARTMENTS:
+        service.create_department(ctx, ADMIN, dept.code, dept.name, "430100")
+    load_demo_catalogue(ctx)
+    first = queries.all_visible(ctx, ADMIN, ResourceQuery())
+    assert len(first) == len(ENTRIES)
+    assert {view.status for view in first} == {"published"}
+    assert {view.share_type for view in first} == {"unconditional", "conditional", "not_shared"}
+    births = next(view for view in first if view.name == "出生医学证明信息")
+    assert births.provider_name == "长沙市卫生健康委员会"
+    assert {item.classification for item in births.items} == {"internal", "sensitive"}
+
+    leaves = tree_size(ctx)
+    load_demo_catalogue(ctx)
+    assert tree_size(ctx) == leaves
+    assert queries.all_visible(ctx, ADMIN, ResourceQuery()) == first
+
+    shapes = Graph().parse(shared_data("dcat-ap-3.0.0", "dcat-ap-SHACL.ttl"), format="turtle")
+    graph = dcat.build_catalog(ctx, ADMIN, "http://127.0.0.1:8000/")
+    conforms, _graph, text = validate(graph, shacl_graph=shapes, inference="none")
+    assert conforms, text
