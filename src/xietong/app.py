@@ -89,6 +89,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         overrides={
             f"{API_PREFIX}/org/import": org_api.MAX_XLSX_BYTES,
             f"{API_PREFIX}/exchange/import": 20 * 1024 * 1024,
+            f"{API_PREFIX}/workflow/definitions": 10 * 1024 * 1024,
         },
     )
     return app

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from xietong.api.deps import allow, get_ctx
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
-from xietong.kernel.errors import InvalidInput
+from xietong.kernel.errors import InvalidInput, XietongError
 from xietong.kernel.workflow import (
     definitions,
     history,
@@ -131,7 +131,13 @@ async def deploy_definition(
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         try:
-            parsed = DefinitionIn.model_validate(json.loads(body))
+            data = json.loads(body)
+        except ValueError:  # not JSON (or not UTF-8): 400 like every other route
+            raise XietongError(
+                "请求体不是合法的 JSON", "Malformed JSON body", code="malformed_json", status=400
+            ) from None
+        try:
+            parsed = DefinitionIn.model_validate(data)
         except (ValueError, TypeError) as error:
             raise InvalidInput(
                 "请求体无效", f"Invalid body: {error}", code="invalid_body"
