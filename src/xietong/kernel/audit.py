@@ -32,7 +32,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import BigInteger, LargeBinary, SmallInteger, Text, insert, or_, select, text
+from sqlalchemy import BigInteger, LargeBinary, SmallInteger, Text, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from xietong.kernel import clock, merkle
@@ -134,16 +134,21 @@ class SessionNodeReader:
 
 def _lock_size(session: Session) -> int:
     """The current tree size, with the state row locked until this transaction ends."""
-    stmt = select(AuditState.size).where(AuditState.id == 1).with_for_update()
-    size = session.execute(stmt).scalar_one_or_none()
+    # Plain SQL: this runs in every command, and the ORM select cost ten times the query.
+    # SQLite has no FOR UPDATE (its write transaction already excludes other writers).
+    connection = session.connection()
+    sql = "SELECT size FROM audit_state WHERE id = 1"
+    if connection.dialect.name != "sqlite":
+        sql += " FOR UPDATE"
+    size = connection.exec_driver_sql(sql).scalar()
     if size is None:
         # The very first append. Two may race here (FOR UPDATE locked no row): ON CONFLICT
         # makes the loser wait for the winner's row instead of failing on the primary key,
         # and the second SELECT then locks that row. Portable to SQLite and PostgreSQL.
-        session.execute(
-            text("INSERT INTO audit_state (id, size) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        connection.exec_driver_sql(
+            "INSERT INTO audit_state (id, size) VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
         )
-        size = session.execute(stmt).scalar_one()
+        size = connection.exec_driver_sql(sql).scalar_one()
     return size
 
 
@@ -214,8 +219,15 @@ def append(session: Session, entries: Iterable[Entry], *, now: datetime | None =
     entries = list(entries)
     if not entries:
         return range(0)
-    size = _lock_size(session)
-    frontier = merkle.Frontier.from_reader(SessionNodeReader(session), size)
+    connection = session.connection()
+    few = _few_round_trips(connection, len(entries))
+    locked = _lock_with_frontier(connection) if few else None
+    if locked is None:
+        size = _lock_size(session)
+        frontier = merkle.Frontier.from_reader(SessionNodeReader(session), size)
+    else:
+        size, nodes = locked
+        frontier = merkle.Frontier.from_reader(_ReadNodes(nodes, SessionNodeReader(session)), size)
     moment = rfc3339(now or clock.now())
     leaf_rows: list[tuple[int, bytes, str]] = []
     node_rows: list[tuple[int, int, bytes]] = []
@@ -225,11 +237,97 @@ def append(session: Session, entries: Iterable[Entry], *, now: datetime | None =
         leaf = _leaf_bytes(index, moment, entry, hashlib.sha256(payload).hexdigest())
         leaf_rows.append((index, leaf, payload.decode("utf-8")))
         node_rows.extend(frontier.append(merkle.leaf_hash(leaf)))
+    new_size = size + len(entries)
+    if few:
+        _write_in_one_statement(connection, leaf_rows, node_rows, new_size)
+        return range(size, new_size)
     _insert_many(session, AuditLeaf, ("idx", "leaf", "payload"), leaf_rows)
     _insert_many(session, AuditNode, ("level", "idx", "hash"), node_rows)
-    new_size = size + len(entries)
-    session.execute(AuditState.__table__.update().where(AuditState.id == 1).values(size=new_size))
+    mark = _PLACEHOLDERS.get(connection.dialect.paramstyle)
+    if mark is None:
+        session.execute(
+            AuditState.__table__.update().where(AuditState.id == 1).values(size=new_size)
+        )
+    else:
+        connection.exec_driver_sql(
+            f"UPDATE audit_state SET size = {mark} WHERE id = 1", (new_size,)
+        )
     return range(size, new_size)
+
+
+# PostgreSQL, a command's few leaves: two statements instead of five. The tree-size row
+# lock is held from the first statement to COMMIT and every command needs it, so the
+# round trips in between bound how many commands per second the whole platform commits
+# (with many client threads in one process, each round trip also waits for the GIL).
+_FEW_LEAVES = 16
+
+# Lock the size row and read the frontier — one (level, (size >> level) - 1) node per
+# set bit of the size, as merkle.perfect_subtrees(0, size) — in one statement. After a
+# wait for the lock some nodes may be invisible to it: see _ReadNodes.
+_LOCK_WITH_FRONTIER = """
+SELECT s.size, a.level, a.idx, a.hash
+FROM (SELECT size FROM audit_state WHERE id = 1 FOR UPDATE) AS s
+LEFT JOIN generate_series(0, 62) AS bit(level) ON ((s.size >> bit.level) & 1) = 1
+LEFT JOIN audit_node AS a ON a.level = bit.level AND a.idx = (s.size >> bit.level) - 1
+"""
+
+
+def _few_round_trips(connection: Any, count: int) -> bool:
+    dialect = connection.dialect
+    return (
+        dialect.name == "postgresql"
+        and dialect.paramstyle in _PLACEHOLDERS
+        and (count <= _FEW_LEAVES)
+    )
+
+
+def _lock_with_frontier(connection: Any) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+    """(size, frontier nodes) with the size row locked; None before the first append."""
+    rows = connection.exec_driver_sql(_LOCK_WITH_FRONTIER).all()
+    if not rows:
+        return None
+    nodes = {(level, idx): bytes(digest) for _size, level, idx, digest in rows if level is not None}
+    return rows[0][0], nodes
+
+
+class _ReadNodes:
+    """Nodes read with the lock, and a second read for any the first one could not see.
+
+    When the lock was waited for, PostgreSQL returns the size row as the previous holder
+    committed it, but the joined node rows come from the statement's older snapshot: the
+    nodes that holder wrote are missing there. Nodes never change once written, so the
+    ones found are right and only the missing ones are read again, in a new statement.
+    """
+
+    def __init__(self, nodes: Mapping[tuple[int, int], bytes], more: SessionNodeReader) -> None:
+        self.nodes = nodes
+        self.more = more
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> Mapping[tuple[int, int], bytes]:
+        found = {key: self.nodes[key] for key in keys if key in self.nodes}
+        missing = [key for key in keys if key not in found]
+        if missing:
+            found.update(self.more.get_nodes(missing))
+        return found
+
+
+def _write_in_one_statement(
+    connection: Any,
+    leaf_rows: list[tuple[int, bytes, str]],
+    node_rows: list[tuple[int, int, bytes]],
+    new_size: int,
+) -> None:
+    """Leaves, nodes and the new size in one statement (PostgreSQL's writable CTEs)."""
+    mark = _PLACEHOLDERS[connection.dialect.paramstyle]
+    leaves = ", ".join([f"({mark}, {mark}, {mark})"] * len(leaf_rows))
+    nodes = ", ".join([f"({mark}, {mark}, {mark})"] * len(node_rows))
+    sql = (
+        f"WITH leaves AS (INSERT INTO audit_leaf (idx, leaf, payload) VALUES {leaves}), "
+        f"nodes AS (INSERT INTO audit_node (level, idx, hash) VALUES {nodes}) "
+        f"UPDATE audit_state SET size = {mark} WHERE id = 1"
+    )
+    values = [*chain.from_iterable(leaf_rows), *chain.from_iterable(node_rows), new_size]
+    connection.exec_driver_sql(sql, tuple(values))
 
 
 # --- reading and proofs ------------------------------------------------------------

@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from xietong.kernel.db import Base
+from xietong.kernel.db import Base, insert_rows
 
 
 class OutboxEvent(Base):
@@ -46,3 +47,24 @@ class OutboxEvent(Base):
 
     def to_cloudevent(self) -> dict[str, Any]:
         return json.loads(self.cloudevent)
+
+
+_ROW_COLUMNS = ("event_id", "type", "subject", "cloudevent", "created_at", "attempts")
+
+
+def row_values(cloud: dict[str, Any], *, created_at: datetime) -> tuple[Any, ...]:
+    """An outbox row as ``from_cloudevent`` builds it, in ``write_events`` column order."""
+    return (
+        cloud["id"],
+        cloud["type"],
+        cloud.get("subject"),
+        json.dumps(cloud, ensure_ascii=False, sort_keys=True),
+        created_at,
+        0,
+    )
+
+
+def write_events(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert outbox rows (from ``row_values``) in one statement, in the caller's
+    transaction; ``seq`` follows the order of ``rows``."""
+    insert_rows(connection, OutboxEvent.__table__, _ROW_COLUMNS, rows)

@@ -8,7 +8,10 @@
 
 Leaves and events are written at ``commit()`` — after the domain changes are flushed and
 just before the database commit — so the audit lock is held for as short a time as
-possible, and nothing leaves the process before the transaction is durable.
+possible, and nothing leaves the process before the transaction is durable. The events
+go in first, in one multi-row INSERT, and the audit leaf last: on PostgreSQL the leaf
+locks the tree-size row, which every command needs, so only the leaf's own statements
+and the COMMIT run while it is held.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from xietong.kernel import audit, clock
 from xietong.kernel.events import Event, ensure_registered, to_cloudevent
-from xietong.kernel.outbox import OutboxEvent
+from xietong.kernel.outbox import row_values, write_events
 
 if TYPE_CHECKING:
     from xietong.kernel.access import Actor
@@ -64,11 +67,16 @@ class UnitOfWork:
             raise RuntimeError("a command must record at least one audit entry")
         self.session.flush()
         moment = clock.now()
+        if self._events:
+            rows = [
+                row_values(
+                    to_cloudevent(event, event_id=clock.new_id(), time=moment, module=module),
+                    created_at=moment,
+                )
+                for event, module in self._events
+            ]
+            write_events(self.session.connection(), rows)
         self.audit_indexes = audit.append(self.session, self._entries, now=moment)
-        for event, module in self._events:
-            event_id = clock.new_id()
-            cloud = to_cloudevent(event, event_id=event_id, time=moment, module=module)
-            self.session.add(OutboxEvent.from_cloudevent(cloud, created_at=moment))
         self.session.commit()
         self.committed = True
         if self._events:

@@ -9,7 +9,7 @@ every UPDATE of a task is ``… WHERE id = ? AND version = ?``.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -19,9 +19,9 @@ from xietong.kernel.errors import Conflict, Forbidden, NotFound
 from xietong.kernel.org.delegation import active_delegates_for
 from xietong.kernel.workflow import runtime
 from xietong.kernel.workflow import tasks as task_rules
-from xietong.kernel.workflow._run import InstanceState, Run
+from xietong.kernel.workflow._run import InstanceState, Run, write_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCompleted
-from xietong.kernel.workflow.store import WfTask, WfTaskCandidate, WfToken
+from xietong.kernel.workflow.store import WfInstance, WfTask, WfTaskCandidate, WfToken
 
 _STATUS_ERRORS = {
     "completed": ("任务已办结", "The task is already completed", "task_already_completed"),
@@ -36,16 +36,56 @@ _STATUS_ERRORS = {
 }
 
 
+# Statements of every step, built once (building one costs more than running it).
+_TASK_WITH_INSTANCE = (
+    select(WfTask, WfInstance, WfToken)
+    .join(WfInstance, WfInstance.id == WfTask.instance_id)
+    .join(WfToken, WfToken.id == WfTask.token_id)
+    .where(WfTask.id == bindparam("task"))
+    .execution_options(populate_existing=True)
+)
+_LOCK_INSTANCE_OF_TASK = (
+    select(WfInstance)
+    .where(
+        WfInstance.id
+        == select(WfTask.instance_id).where(WfTask.id == bindparam("task")).scalar_subquery()
+    )
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_TASK_WITH_TOKEN = (
+    select(WfTask, WfToken)
+    .join(WfToken, WfToken.id == WfTask.token_id)
+    .where(WfTask.id == bindparam("task"))
+    .execution_options(populate_existing=True)
+)
+_CANDIDATES = select(
+    WfTaskCandidate.user_id, WfTaskCandidate.department_id, WfTaskCandidate.role
+).where(WfTaskCandidate.task_id == bindparam("task"))
+
+
 def load_task(run: Run, task_id: int) -> tuple[InstanceState, WfTask]:
-    task = run.session.get(WfTask, task_id)
-    if task is None:
+    """The task (with its token) and its instance, in one query after the lock."""
+    params = {"task": task_id}
+    if run.ctx.db.is_sqlite:
+        # The write transaction began with SQLite's write lock: one joined read is current.
+        row = run.session.execute(_TASK_WITH_INSTANCE, params).first()
+        if row is None:
+            raise NotFound.of("任务", "Task", task_id)
+        task, instance, token = row
+        run.held.append(token)
+        return run.loaded(instance), task
+    # PostgreSQL: lock the task's instance row first, then read the task (and its token)
+    # as it is after every earlier step of the instance committed.
+    instance = run.session.scalars(_LOCK_INSTANCE_OF_TASK, params).first()
+    if instance is None:
         raise NotFound.of("任务", "Task", task_id)
-    state = run.instance(task.instance_id)  # locks the instance row
-    if not run.ctx.db.is_sqlite:
-        # PostgreSQL: the task was read before the lock was granted; read it again.
-        # (SQLite's write transaction began with the lock: that read is current.)
-        run.session.refresh(task)
-    return state, task
+    state = run.loaded(instance)
+    row = run.session.execute(_TASK_WITH_TOKEN, params).first()
+    if row is None:
+        raise NotFound.of("任务", "Task", task_id)
+    run.held.append(row[1])
+    return state, row[0]
 
 
 def require_status(task: WfTask, *allowed: str) -> None:
@@ -78,11 +118,8 @@ def flush_task(run: Run) -> None:
 def is_candidate(session: Session, actor: Actor, task: WfTask) -> bool:
     if actor.kind != "user" or actor.id is None or task.assignee_id is not None:
         return False
-    for user_id, department_id, role in session.execute(
-        select(WfTaskCandidate.user_id, WfTaskCandidate.department_id, WfTaskCandidate.role).where(
-            WfTaskCandidate.task_id == task.id
-        )
-    ):
+    write_candidates(session)  # a task made earlier in this step: its candidates first
+    for user_id, department_id, role in session.execute(_CANDIDATES, {"task": task.id}):
         if user_id is not None and user_id == actor.id:
             return True
         if user_id is None and department_id is not None:

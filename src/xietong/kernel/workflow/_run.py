@@ -13,17 +13,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
+from xietong.kernel.db import insert_rows, plain_insert
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow.definitions import graph_by_id
 from xietong.kernel.workflow.model import ProcessGraph
-from xietong.kernel.workflow.store import WfHistory, WfInstance, WfToken, WfVariable
+from xietong.kernel.workflow.store import (
+    WfHistory,
+    WfInstance,
+    WfTaskCandidate,
+    WfToken,
+    WfVariable,
+)
 
 JOB_TIMER = "workflow.timer"
 JOB_TIMEOUT = "workflow.task_timeout"
@@ -36,8 +43,8 @@ class InstanceState:
     row: WfInstance
     graph: ProcessGraph
     _variables: dict[str, Any] | None = None
-    _rows: dict[str, WfVariable] = field(default_factory=dict)
-    dirty: set[str] = field(default_factory=set)
+    # values set in this step, written at ``finish`` (one upsert; set without reading)
+    changed: dict[str, Any] = field(default_factory=dict)
 
 
 def check_variables(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,7 +86,10 @@ class Run:
         self.origin_task_id: int | None = None
         self.on_behalf_of: int | None = None  # 代理: the user the actor works for
         self.steps = 0
-        self._history: list[dict[str, Any]] = []
+        self._history: list[tuple[Any, ...]] = []
+        # rows read for this step: the session's identity map holds rows weakly, and a
+        # row read in a joined query must still be there when the step asks for it
+        self.held: list[Any] = []
 
     @property
     def user_id(self) -> int | None:
@@ -99,9 +109,16 @@ class Run:
         row = self.session.scalars(stmt.execution_options(populate_existing=True)).first()
         if row is None:
             raise NotFound.of("流程实例", "Process instance", instance_id)
+        return self.loaded(row)
+
+    def loaded(self, row: WfInstance) -> InstanceState:
+        """Take an instance row read (and on PostgreSQL locked) by the caller."""
+        found = self.states.get(row.id)
+        if found is not None:
+            return found
         graph = graph_by_id(self.ctx.db, self.session, row.definition_id)
         state = InstanceState(row=row, graph=graph)
-        self.states[instance_id] = state
+        self.states[row.id] = state
         return state
 
     def adopt(self, row: WfInstance, graph: ProcessGraph) -> InstanceState:
@@ -125,39 +142,41 @@ class Run:
                 details={"status": status},
             )
 
+    # -- ids --
+
+    def new_id(self, table: str) -> int:
+        """An id for a new row of ``table`` (one of ``ID_TABLES``), known before flush.
+
+        Rows created in a step reference each other (a task its token, a token its
+        branch); taking their ids up front lets the step write them all in one flush
+        instead of one INSERT round trip per row, each waiting for its generated id.
+        """
+        return _id_source(self.session).take(table)
+
     # -- variables --
 
     def variables(self, state: InstanceState) -> dict[str, Any]:
         if state._variables is None:
-            rows = self.session.scalars(
-                select(WfVariable).where(WfVariable.instance_id == state.row.id)
-            ).all()
-            state._rows = {row.name: row for row in rows}
-            state._variables = {row.name: row.value for row in rows}
+            rows = self.session.execute(_VARIABLES, {"instance": state.row.id})
+            state._variables = {name: value for name, value in rows}
+            state._variables.update(state.changed)
         return state._variables
 
     def set_variables(self, state: InstanceState, values: Mapping[str, Any]) -> None:
+        """Set variables without reading the others (most steps only write outcomes)."""
         if not values:
             return
-        current = self.variables(state)
-        for name, value in check_variables(values).items():
-            current[name] = value
-            state.dirty.add(name)
+        checked = check_variables(values)
+        state.changed.update(checked)
+        if state._variables is not None:
+            state._variables.update(checked)
 
     def flush_variables(self) -> None:
+        """One upsert per instance for the variables this step changed."""
         for state in self.states.values():
-            if not state.dirty or state._variables is None:
-                continue
-            for name in sorted(state.dirty):
-                value = state._variables[name]
-                row = state._rows.get(name)
-                if row is None:
-                    row = WfVariable(instance_id=state.row.id, name=name, value=value)
-                    self.session.add(row)
-                    state._rows[name] = row
-                else:
-                    row.value = value
-            state.dirty.clear()
+            if state.changed:
+                _upsert_variables(self.session, state.row.id, state.changed)
+                state.changed = {}
 
     # -- history --
 
@@ -180,27 +199,149 @@ class Run:
         # kept until ``finish``: one multi-row INSERT per step instead of one per row
         # (nothing reads a step's own history rows back within the step)
         self._history.append(
-            {
-                "instance_id": state.row.id,
-                "token_id": token.id if token is not None else None,
-                "fork_id": token.fork_id if token is not None else None,
-                "task_id": task_id,
-                "node_id": node_id,
-                "activity": activity[:300],
-                "kind": kind,
-                "actor": self.actor.label,
-                "user_id": self.user_id,
-                "on_behalf_of_user_id": self.on_behalf_of,
-                "outcome": outcome,
-                "opinion": opinion,
-                "details": details,
-                "at": clock.now(),
-            }
+            (
+                state.row.id,
+                token.id if token is not None else None,
+                token.fork_id if token is not None else None,
+                task_id,
+                node_id,
+                activity[:300],
+                kind,
+                self.actor.label,
+                self.user_id,
+                self.on_behalf_of,
+                outcome,
+                opinion,
+                details,
+                clock.now(),
+            )
         )
 
     def finish(self) -> None:
         """Write what is pending; call just before ``uow.commit()``."""
+        self.session.flush()  # new instances first: variables and history refer to them
+        write_candidates(self.session)
         self.flush_variables()
         if self._history:
-            self.session.execute(insert(WfHistory), self._history)
+            insert_rows(self.session.connection(), WfHistory.__table__, _HISTORY, self._history)
             self._history = []
+
+
+ID_TABLES = ("wf_instance", "wf_token", "wf_task", "wf_fork")
+_ID_BLOCK = 4
+_ID_KEY = "xietong.workflow.ids"
+
+
+class _IdSource:
+    """Ids for the rows of one transaction.
+
+    SQLite: the write transaction holds the database's write lock from its first
+    statement (``BEGIN IMMEDIATE``), so the largest id of each table is read once and
+    counted on — exactly the ids SQLite itself would have given (an ``INTEGER PRIMARY
+    KEY`` without AUTOINCREMENT takes the largest plus one). Every row of these tables is
+    created through ``Run.new_id``, so nothing else takes ids in between.
+    PostgreSQL: the tables' own sequences, a few values per table in one round trip;
+    ids keep increasing with time, as the engine's orderings by id expect.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.connection = session.connection()
+        self.sqlite = self.connection.dialect.name == "sqlite"
+        self.free: dict[str, list[int]] = {table: [] for table in ID_TABLES}
+        self.next: dict[str, int] = {}
+
+    def take(self, table: str) -> int:
+        if self.sqlite:
+            if not self.next:
+                maxima = ", ".join(f"(SELECT max(id) FROM {name})" for name in ID_TABLES)
+                row = self.connection.exec_driver_sql(f"SELECT {maxima}").one()
+                self.next = {name: (top or 0) + 1 for name, top in zip(ID_TABLES, row, strict=True)}
+            value = self.next[table]
+            self.next[table] = value + 1
+            return value
+        free = self.free[table]
+        if not free:
+            values = ", ".join(
+                f"nextval(pg_get_serial_sequence('{name}', 'id'))" for name in ID_TABLES
+            )
+            rows = self.connection.exec_driver_sql(
+                f"SELECT {values} FROM generate_series(1, {_ID_BLOCK})"
+            ).all()
+            for index, name in enumerate(ID_TABLES):
+                self.free[name].extend(row[index] for row in rows)
+        return free.pop(0)
+
+
+_CANDIDATES_KEY = "xietong.workflow.candidates"
+_CANDIDATE = ("task_id", "user_id", "department_id", "role")
+
+
+def add_candidates(
+    session: Session, rows: list[tuple[int, int | None, int | None, str | None]]
+) -> None:
+    """Queue candidate rows (task, user, department, role) of tasks made in this step.
+
+    Nothing reads them back within the step that made them, so they are written with
+    the history, in one INSERT, instead of as ORM objects (one INSERT … RETURNING each).
+    """
+    session.info.setdefault(_CANDIDATES_KEY, []).extend(rows)
+
+
+def write_candidates(session: Session) -> None:
+    """Write queued candidate rows (their tasks are flushed first)."""
+    rows = session.info.pop(_CANDIDATES_KEY, None)
+    if rows:
+        session.flush()
+        insert_rows(session.connection(), WfTaskCandidate.__table__, _CANDIDATE, rows)
+
+
+def _id_source(session: Session) -> _IdSource:
+    transaction = session.get_transaction()
+    held = session.info.get(_ID_KEY)
+    if held is None or held[0] is not transaction:
+        held = (transaction, _IdSource(session))
+        session.info[_ID_KEY] = held
+    return held[1]
+
+
+_HISTORY = (
+    "instance_id",
+    "token_id",
+    "fork_id",
+    "task_id",
+    "node_id",
+    "activity",
+    "kind",
+    "actor",
+    "user_id",
+    "on_behalf_of_user_id",
+    "outcome",
+    "opinion",
+    "details",
+    "at",
+)
+"""Columns of a history row, in the order ``Run.history`` builds them."""
+
+
+def _upsert_variables(session: Session, instance_id: int, values: Mapping[str, Any]) -> None:
+    # INSERT … ON CONFLICT (instance_id, name) DO UPDATE: SQLite (3.24+) and PostgreSQL
+    # both speak it, so a step never reads the variables it only writes.
+    connection = session.connection()
+    prepared = plain_insert(connection.dialect, WfVariable.__table__, _VARIABLE)
+    to_json = prepared.processors[2]
+    rows = [
+        (instance_id, name, to_json(value) if to_json is not None else value)
+        for name, value in sorted(values.items())
+    ]
+    connection.exec_driver_sql(
+        prepared.head
+        + ", ".join([prepared.one_row] * len(rows))
+        + " ON CONFLICT (instance_id, name) DO UPDATE SET value = excluded.value",
+        tuple(value for row in rows for value in row),
+    )
+
+
+_VARIABLE = ("instance_id", "name", "value")
+_VARIABLES = select(WfVariable.name, WfVariable.value).where(
+    WfVariable.instance_id == bindparam("instance")
+)

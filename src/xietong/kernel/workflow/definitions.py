@@ -15,7 +15,7 @@ from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor, authorize
@@ -181,8 +181,11 @@ def _deploy(
 
 
 def latest_definition(session: Session, key: str) -> WfDefinition:
+    """The newest version of ``key``; its source and graph JSON load only when read
+    (a start takes the parsed graph from the cache)."""
     row = session.scalars(
         select(WfDefinition)
+        .options(defer(WfDefinition.source), defer(WfDefinition.graph))
         .where(WfDefinition.key == key)
         .order_by(WfDefinition.version.desc())
         .limit(1)

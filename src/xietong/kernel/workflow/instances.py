@@ -44,10 +44,11 @@ def _resource(row: WfInstance) -> Resource:
     return Resource(kind="process_instance", department_id=row.department_id, id=row.id)
 
 
-def _view(run: Run, state: InstanceState) -> InstanceView:
-    version = run.session.scalar(
-        select(WfDefinition.version).where(WfDefinition.id == state.row.definition_id)
-    )
+def _view(run: Run, state: InstanceState, version: int | None = None) -> InstanceView:
+    if version is None:
+        version = run.session.scalar(
+            select(WfDefinition.version).where(WfDefinition.id == state.row.definition_id)
+        )
     return InstanceView.of(state.row, version or 0)
 
 
@@ -92,7 +93,7 @@ def start(
             {"key": definition.key, "version": definition.version, "business_key": business_key},
         )
         run.finish()
-        view = _view(run, state)
+        view = _view(run, state, definition.version)
         uow.commit()
     return view
 

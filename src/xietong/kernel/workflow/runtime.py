@@ -9,7 +9,7 @@ else moves it on at once within the same transaction. Splits and joins are in
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from xietong.kernel import clock
 from xietong.kernel.bus import cancel_job, schedule_job
@@ -48,6 +48,12 @@ from xietong.kernel.workflow.tokens import (
     new_token,
 )
 
+# Statements of every step, built once (building one costs more than running it).
+_ALIVE_COUNT = (
+    select(func.count())
+    .select_from(WfToken)
+    .where(WfToken.instance_id == bindparam("instance"), WfToken.status.in_(ALIVE_TOKEN))
+)
 MAX_STEPS = 10_000  # a graph that loops without a wait state is refused, not run forever
 ACTIVITIES = ("user_task", "service_task", "call")
 GATEWAYS = ("exclusive", "parallel", "inclusive")
@@ -65,6 +71,7 @@ def start_instance(
 ) -> InstanceState:
     now = clock.now()
     row = WfInstance(
+        id=run.new_id("wf_instance"),
         definition_id=definition.id,
         process_key=definition.key,
         business_key=business_key,
@@ -77,7 +84,6 @@ def start_instance(
         parent_token_id=parent[1] if parent else None,
     )
     run.session.add(row)
-    run.session.flush()
     state = run.adopt(row, graph)
     if run.actor.kind == "user" and "starter" not in variables:
         variables = {"starter": run.actor.name, **variables}
@@ -252,6 +258,7 @@ def leave(run: Run, state: InstanceState, token: WfToken) -> list[WfToken]:
     # one branch row per outgoing flow; the split is named by the token that entered
     branches = [
         WfFork(
+            id=run.new_id("wf_fork"),
             instance_id=state.row.id,
             node_id=node.id,
             split_id=token.id,
@@ -262,7 +269,6 @@ def leave(run: Run, state: InstanceState, token: WfToken) -> list[WfToken]:
         for _flow in flows
     ]
     run.session.add_all(branches)
-    run.session.flush()
     end_token(token, "done")
     return [
         new_token(run, state, flow.target, fork_id=branch.id, via=flow.id)
@@ -327,11 +333,7 @@ def maybe_complete(run: Run, state: InstanceState) -> None:
     if state.row.status not in ("running", "suspended"):
         return
     run.session.flush()
-    remaining = run.session.scalar(
-        select(func.count())
-        .select_from(WfToken)
-        .where(WfToken.instance_id == state.row.id, WfToken.status.in_(ALIVE_TOKEN))
-    )
+    remaining = run.session.scalar(_ALIVE_COUNT, {"instance": state.row.id})
     if remaining:
         return
     state.row.status = "completed"

@@ -6,6 +6,12 @@ indexed query. Columns copied from the instance onto its tasks (``process_key``,
 ``business_key``) are there for that query: the todo list filters without a join.
 
 Rows that only grow (tokens, tasks, history) get 64-bit ids on PostgreSQL.
+
+The engine gives new rows their ids before it writes them (``Run.new_id``) and writes a
+step's rows in one flush. The ORM orders the INSERTs of one flush by the relationships
+between mappers (otherwise by class name), so the many-to-one ``_…_ref`` relationships
+below exist for that order alone — instance, branch, token, task — and are never read
+or set.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from xietong.kernel.db import Base
 
@@ -112,6 +118,8 @@ class WfFork(Base):
     branches: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
 
+    _instance_ref = relationship("WfInstance", foreign_keys=[instance_id])
+
 
 class WfToken(Base):
     __tablename__ = "wf_token"
@@ -135,6 +143,9 @@ class WfToken(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    _instance_ref = relationship("WfInstance", foreign_keys=[instance_id])
+    _fork_ref = relationship("WfFork", foreign_keys=[fork_id])
 
 
 class WfVariable(Base):
@@ -202,6 +213,9 @@ class WfTask(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy API)
+
+    _instance_ref = relationship("WfInstance", foreign_keys=[instance_id])
+    _token_ref = relationship("WfToken", foreign_keys=[token_id])
 
 
 class WfTaskCandidate(Base):

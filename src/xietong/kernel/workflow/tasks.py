@@ -25,18 +25,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from xietong.kernel import clock
 from xietong.kernel.bus import schedule_job
 from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.org.models import Department, User
 from xietong.kernel.workflow._durations import after_working_days
-from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run
+from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run, add_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCreated
 from xietong.kernel.workflow.expressions import compile_expression, is_expression
 from xietong.kernel.workflow.model import Node
-from xietong.kernel.workflow.store import LIVE_TASK, WfTask, WfTaskCandidate, WfToken
+from xietong.kernel.workflow.store import LIVE_TASK, WfTask, WfToken
 
 OUTCOMES = ("approve", "reject")
 EPSILON = 1e-9
@@ -101,6 +101,7 @@ def new_task(run: Run, state: InstanceState, token: WfToken, node: Node, **value
     values.setdefault("status", "open")
     values.setdefault("previous_task_id", run.origin_task_id)
     task = WfTask(
+        id=run.new_id("wf_task"),
         instance_id=state.row.id,
         token_id=token.id,
         process_key=state.row.process_key,
@@ -177,7 +178,6 @@ def create_user_tasks(
             )
     else:
         tasks.append(_plain_task(run, state, token, node, department_id, assignee))
-    run.session.flush()
     for task in tasks:
         if task.status == "open":
             announce(run, task)
@@ -233,27 +233,28 @@ def _candidates(
     if task.assignee_id is not None or node.multi is not None:
         return
     rule = node.assignment
-    rows: list[WfTaskCandidate] = []
+    rows: list[tuple[int, int | None, int | None, str | None]] = []
     if rule is not None and rule.candidate_users:
         names: list[str] = []
         for text in rule.candidate_users:
             names.extend(_names(_value(run, state, text)))
         for user_id in user_ids(run, names).values():
-            rows.append(WfTaskCandidate(task_id=task.id, user_id=user_id))
+            rows.append((task.id, user_id, None, None))
     if rule is not None and rule.candidate_roles:
         for role in rule.candidate_roles:
-            rows.append(WfTaskCandidate(task_id=task.id, department_id=department_id, role=role))
+            rows.append((task.id, None, department_id, role))
     if not rows:
-        rows.append(WfTaskCandidate(task_id=task.id, department_id=department_id, role=None))
-    run.session.add_all(rows)
+        rows.append((task.id, None, department_id, None))
+    add_candidates(run.session, rows)
+
+
+_GROUP = (
+    select(WfTask).where(WfTask.group_id == bindparam("group")).order_by(WfTask.position, WfTask.id)
+)
 
 
 def group_tasks(run: Run, group_id: int) -> list[WfTask]:
-    return list(
-        run.session.scalars(
-            select(WfTask).where(WfTask.group_id == group_id).order_by(WfTask.position, WfTask.id)
-        )
-    )
+    return list(run.session.scalars(_GROUP, {"group": group_id}))
 
 
 def open_task(run: Run, task: WfTask, *, opened_by: WfTask | None = None) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from xietong.kernel import clock
 from xietong.kernel.workflow._run import InstanceState, Run
@@ -37,6 +37,7 @@ def new_token(
     status: str = "active",
 ) -> WfToken:
     token = WfToken(
+        id=run.new_id("wf_token"),
         instance_id=state.row.id,
         node_id=node_id,
         status=status,
@@ -47,7 +48,6 @@ def new_token(
         created_at=clock.now(),
     )
     run.session.add(token)
-    run.session.flush()
     return token
 
 
@@ -56,14 +56,18 @@ def end_token(token: WfToken, status: str) -> None:
     token.ended_at = clock.now()
 
 
+_ALIVE = (
+    select(WfToken)
+    .where(WfToken.instance_id == bindparam("instance"), WfToken.status.in_(ALIVE_TOKEN))
+    .order_by(WfToken.id)
+)
+_BRANCHES = select(WfFork.id, WfFork.split_id, WfFork.parent_fork_id).where(
+    WfFork.instance_id == bindparam("instance")
+)
+
+
 def alive_tokens(run: Run, instance_id: int) -> list[WfToken]:
-    return list(
-        run.session.scalars(
-            select(WfToken)
-            .where(WfToken.instance_id == instance_id, WfToken.status.in_(ALIVE_TOKEN))
-            .order_by(WfToken.id)
-        )
-    )
+    return list(run.session.scalars(_ALIVE, {"instance": instance_id}))
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,7 @@ class Branches:
 
 
 def branches_of(run: Run, instance_id: int) -> Branches:
-    rows = run.session.execute(
-        select(WfFork.id, WfFork.split_id, WfFork.parent_fork_id).where(
-            WfFork.instance_id == instance_id
-        )
-    )
+    rows = run.session.execute(_BRANCHES, {"instance": instance_id})
     split: dict[int, int] = {}
     parent: dict[int, int | None] = {}
     for fork_id, split_id, parent_id in rows:

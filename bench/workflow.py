@@ -1,0 +1,974 @@
+"""Benchmark the workflow engine: task completions and instances per second, todo at 1M.
+
+    python bench/workflow.py [--json] [--instances N] [--clients C] [--todo-scale T]
+
+One BPMN file, ``tests/data/workflow/review.bpmn``: start → 受理 → 审核A and 审核B in
+parallel → 审批 → end, so an instance is one start and four user-task completions.
+Every step of xietong is one transaction that also appends an audit leaf and writes its
+CloudEvents to the outbox.
+
+Measured in one run, on this machine:
+
+1. **xietong on SQLite** with the platform's settings (WAL, ``synchronous=FULL``), C
+   client threads, through the service functions (``instances.start``,
+   ``operations.complete``) that the API calls.
+2. **xietong on PostgreSQL** (127.0.0.1:5432; a scratch database is created and dropped),
+   the same workload with the same C threads.
+3. **SpiffWorkflow 3.x** executing the same BPMN file, as a web application must use it:
+   each step reads the instance's JSON from SQLite, deserializes it, runs the task and the
+   engine steps, serializes it and writes it back in one transaction, with the same
+   SQLite settings (WAL, ``synchronous=FULL``) and the same C threads. Its writers
+   queue on an in-process lock, as xietong's do (``xietong/kernel/db.py``).
+4. **The SQLite commit ceiling**: single-row INSERT transactions per second on one
+   connection, with ``synchronous=FULL`` (the platform's setting) and ``NORMAL``.
+5. With ``--todo-scale T`` (T > 0): T open tasks bulk-loaded into PostgreSQL (COPY),
+   spread over many users, departments and roles, and the p95 of
+   ``xietong.kernel.workflow.queries.todo`` for a sample of users.
+
+The workload runs in waves, the same for both engines: C threads start N instances, then
+complete every 受理 task, then every 审核A and 审核B task, then every 审批 task. Between
+waves (untimed) the open task ids are read, as a client reads its todo list. A wave's
+wall-clock time counts; completions/s = 4N ÷ the time of the completion waves,
+instances/s = N ÷ the time of all waves (start included).
+
+Prints a table, or with ``--json`` one JSON object. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, select, text
+
+from xietong.config import Settings
+from xietong.kernel.access import Actor, Role, operator_actor
+from xietong.kernel.calendar import WorkCalendar
+from xietong.kernel.context import Context
+from xietong.kernel.db import Database
+from xietong.kernel.keys import Keys, ensure_keys
+from xietong.kernel.org import service
+from xietong.kernel.org.models import User
+from xietong.kernel.org.scopes import actor_for_user
+from xietong.kernel.workflow import definitions, instances, operations, queries
+from xietong.kernel.workflow.store import WfTask
+from xietong.migrate import upgrade
+from xietong.plugins import plugin_manager
+
+ROOT = Path(__file__).resolve().parents[1]
+BPMN = ROOT / "tests" / "data" / "workflow" / "review.bpmn"
+PROCESS = "review"
+NODES = ("accept", "review_a", "review_b", "approve")
+WAVES = (("accept",), ("review_a", "review_b"), ("approve",))
+ROLE_OF = {"accept": "clerk", "review_a": "reviewer", "review_b": "reviewer", "approve": "boss"}
+PG_ADMIN_URL = os.environ.get(
+    "XIETONG_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TARGET_RATIO = 5.0
+TARGET_PG_PER_S = 1000.0
+TARGET_TODO_P95_MS = 20.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- running work on C threads ---------------------------------------------------------
+
+
+def run_parallel(clients: int, calls: Sequence[Callable[[], Any]]) -> tuple[float, list[float]]:
+    """Run ``calls`` on ``clients`` threads; (wall seconds, per-call latencies in ms)."""
+    work = deque(calls)
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start_line = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        mine: list[float] = []
+        start_line.wait()
+        clock = time.perf_counter
+        while True:
+            try:
+                call = work.popleft()
+            except IndexError:
+                break
+            began = clock()
+            try:
+                call()
+            except BaseException as error:  # a failed step fails the benchmark
+                with lock:
+                    errors.append(error)
+                break
+            mine.append((clock() - began) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(f"{len(errors)} calls failed; first: {errors[0]!r}") from errors[0]
+    return wall, latencies
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
+
+
+# --- xietong ---------------------------------------------------------------------------
+
+
+class Bed:
+    """A context with the review process deployed and C clerks, reviewers and approvers."""
+
+    def __init__(self, ctx: Context, people: dict[str, list[Actor]]) -> None:
+        self.ctx = ctx
+        self.people = people
+
+
+def open_context(url: str, data_dir: Path) -> Context:
+    settings = Settings(data_dir=data_dir, database_url=url)
+    ensure_keys(settings.keys_dir)
+    db = Database(url, sqlite_synchronous="FULL")
+    upgrade(db.engine)
+    ctx = Context(
+        settings=settings, db=db, keys=Keys.load(settings.keys_dir), hooks=plugin_manager().hook
+    )
+    ctx.calendar = WorkCalendar(db)
+    return ctx
+
+
+def make_bed(ctx: Context, clients: int) -> Bed:
+    op = operator_actor("bench")
+    service.create_region(ctx, op, "430000", "湖南省", "province")
+    service.create_region(ctx, op, "430100", "长沙市", "city", "430000")
+    department = service.create_department(ctx, op, "430102-bench", "政务服务中心", "430100").id
+    roles = {"clerk": Role.WINDOW_CLERK, "reviewer": Role.REVIEWER, "boss": Role.APPROVER}
+    people: dict[str, list[Actor]] = {kind: [] for kind in roles}
+    for kind, role in roles.items():
+        for n in range(clients):
+            user = service.add_user(ctx, op, f"{kind}{n}", f"{kind.upper()}{n}", "bench-secret-1")
+            service.grant_membership(ctx, op, user.id, department, role)
+            with ctx.db.read() as session:
+                people[kind].append(actor_for_user(session, session.get(User, user.id)))
+    definitions.deploy(ctx, op, BPMN.read_text(encoding="utf-8"), "bpmn")
+    return Bed(ctx, people)
+
+
+def open_tasks(ctx: Context, instance_ids: list[int], nodes: Sequence[str]) -> list[WfTask]:
+    found: list[Any] = []
+    with ctx.db.read() as session:
+        for start in range(0, len(instance_ids), 500):
+            chunk = instance_ids[start : start + 500]
+            found += session.execute(
+                select(WfTask.id, WfTask.node_id, WfTask.instance_id).where(
+                    WfTask.instance_id.in_(chunk),
+                    WfTask.status == "open",
+                    WfTask.node_id.in_(list(nodes)),
+                )
+            ).all()
+    return sorted(found, key=lambda row: (row.instance_id, row.node_id))
+
+
+def bench_xietong(bed: Bed, count: int, clients: int, label: str) -> dict[str, Any]:
+    ctx = bed.ctx
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def starter(n: int) -> Callable[[], None]:
+        actor = bed.people["clerk"][n % clients]
+
+        def call() -> None:
+            view = instances.start(ctx, actor, PROCESS, business_key=f"bench-{label}-{n}")
+            with lock:
+                started.append(view.id)
+
+        return call
+
+    start_wall, start_lat = run_parallel(clients, [starter(n) for n in range(count)])
+    log(f"  {label}: {count} instances started in {start_wall:.2f} s")
+    walls: list[float] = []
+    latencies: list[float] = []
+    cpu = 0.0
+    for nodes in WAVES:
+        tasks = open_tasks(ctx, started, nodes)
+        assert len(tasks) == count * len(nodes), (nodes, len(tasks))
+
+        def completer(n: int, task_id: int, node_id: str) -> Callable[[], None]:
+            actor = bed.people[ROLE_OF[node_id]][n % clients]
+            return lambda: operations.complete(ctx, actor, task_id, opinion="同意")
+
+        calls = [completer(n, t.id, t.node_id) for n, t in enumerate(tasks)]
+        began_cpu = time.process_time()
+        wall, lat = run_parallel(clients, calls)
+        cpu += time.process_time() - began_cpu
+        walls.append(wall)
+        latencies += lat
+        log(f"  {label}: {'+'.join(nodes)}: {len(tasks)} completions, {len(tasks) / wall:,.0f}/s")
+    with ctx.db.read() as session:
+        ended = session.scalar(
+            text(
+                "SELECT count(*) FROM wf_instance WHERE status = 'completed' AND business_key "
+                "LIKE :prefix"
+            ),
+            {"prefix": f"bench-{label}-%"},
+        )
+    assert ended == count, (ended, count)
+    completions = count * len(NODES)
+    return {
+        "task_completions_per_s": completions / sum(walls),
+        "instances_per_s": count / (start_wall + sum(walls)),
+        "starts_per_s": count / start_wall,
+        "step_ms_p50": statistics.median(latencies),
+        "step_ms_p95": percentile(latencies, 0.95),
+        "start_ms_p50": statistics.median(start_lat),
+        "cpu_ms_per_completion": cpu / completions * 1000,
+    }
+
+
+def statements_per_step(bed: Bed, count: int = 20) -> dict[str, float]:
+    """SQL statements a start and a completion send (counted on a short extra run)."""
+    counter = [0]
+
+    def count_statement(*_args: Any) -> None:
+        counter[0] += 1
+
+    clerk = bed.people["clerk"][0]
+    engine = bed.ctx.db.engine
+    ids: list[int] = []
+    spent = {"start": 0, "completion": 0}
+    done = 0
+    # time the driver's COMMIT (on SQLite: the WAL write and its fsync) within each step
+    dialect = engine.dialect
+    driver_commit = dialect.do_commit
+    committing = [0.0]
+
+    def timed_commit(connection: Any) -> None:
+        began = time.perf_counter()
+        driver_commit(connection)
+        committing[0] += time.perf_counter() - began
+
+    stepping = 0.0
+    for n in range(count):
+        event.listen(engine, "before_cursor_execute", count_statement)
+        counter[0] = 0
+        ids.append(instances.start(bed.ctx, clerk, PROCESS, business_key=f"count-{n}").id)
+        spent["start"] += counter[0]
+        event.remove(engine, "before_cursor_execute", count_statement)
+    for nodes in WAVES:
+        for task in open_tasks(bed.ctx, ids, nodes):
+            actor = bed.people[ROLE_OF[task.node_id]][0]
+            event.listen(engine, "before_cursor_execute", count_statement)
+            counter[0] = 0
+            dialect.do_commit = timed_commit  # type: ignore[method-assign]
+            began = time.perf_counter()
+            try:
+                operations.complete(bed.ctx, actor, task.id, opinion="同意")
+            finally:
+                stepping += time.perf_counter() - began
+                dialect.do_commit = driver_commit  # type: ignore[method-assign]
+            spent["completion"] += counter[0]
+            event.remove(engine, "before_cursor_execute", count_statement)
+            done += 1
+    return {
+        "start": spent["start"] / count,
+        "completion": spent["completion"] / done,
+        "step_ms_one_client": stepping / done * 1000,
+        "commit_ms_one_client": committing[0] / done * 1000,
+    }
+
+
+def sqlite_pragmas(db: Database) -> dict[str, str]:
+    with db.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        mode = raw.execute("PRAGMA journal_mode").fetchone()[0]
+        sync = raw.execute("PRAGMA synchronous").fetchone()[0]
+    return {"journal_mode": str(mode).upper(), "synchronous": {1: "NORMAL", 2: "FULL"}[sync]}
+
+
+def run_sqlite(tmp: Path, count: int, clients: int) -> dict[str, Any]:
+    log(f"xietong on SQLite: {count} instances, {clients} clients")
+    ctx = open_context(f"sqlite:///{tmp / 'xietong.db'}", tmp / "xietong-data")
+    try:
+        bed = make_bed(ctx, clients)
+        result = bench_xietong(bed, count, clients, "sqlite")
+        result["statements"] = statements_per_step(bed)
+        result["pragmas"] = sqlite_pragmas(ctx.db)
+    finally:
+        ctx.close()
+    return result
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+
+class ScratchPostgres:
+    """A database created for this run and dropped after it."""
+
+    def __init__(self) -> None:
+        self.name = f"xietong_bench_{uuid.uuid4().hex[:10]}"
+        self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def __enter__(self) -> ScratchPostgres:
+        with self.admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def postgres_commit_ceiling(db: Database, commits: int) -> dict[str, float]:
+    """Single-row INSERT transactions per second on one PostgreSQL connection."""
+    raw = db.engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        connection.autocommit = True
+        connection.execute("CREATE TABLE bench_commit (id bigserial PRIMARY KEY, v text)")
+        connection.autocommit = False
+        payload = "x" * 200
+        commit_s = 0.0
+        clock = time.perf_counter
+        began = clock()
+        for _ in range(commits):
+            connection.execute("INSERT INTO bench_commit (v) VALUES (%s)", (payload,))
+            before = clock()
+            connection.commit()
+            commit_s += clock() - before
+        wall = clock() - began
+        connection.autocommit = True
+        connection.execute("DROP TABLE bench_commit")
+    finally:
+        raw.close()
+    return {"per_s": commits / wall, "commit_ms": commit_s / commits * 1000}
+
+
+def postgres_settings(db: Database) -> dict[str, str]:
+    with db.engine.connect() as connection:
+        return {
+            name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+            for name in ("server_version", "synchronous_commit", "fsync", "shared_buffers")
+        }
+
+
+def run_postgres(
+    tmp: Path, count: int, clients: int, todo_scale: int, todo_users: int
+) -> dict[str, Any]:
+    log(f"xietong on PostgreSQL: {count} instances, {clients} clients")
+    with ScratchPostgres() as scratch:
+        ctx = open_context(scratch.url, tmp / "pg-data")
+        try:
+            bed = make_bed(ctx, clients)
+            result = bench_xietong(bed, count, clients, "postgres")
+            result["statements"] = statements_per_step(bed)
+            result["settings"] = postgres_settings(ctx.db)
+            result["ceiling"] = postgres_commit_ceiling(ctx.db, 1000)
+            result["todo"] = bench_todo(ctx, todo_scale, todo_users) if todo_scale > 0 else None
+        finally:
+            ctx.close()
+    return result
+
+
+# --- the todo list at scale ------------------------------------------------------------
+
+TODO_DEPARTMENTS = 400
+TODO_USERS = 20_000
+TODO_ROLES = ("window_clerk", "reviewer", "approver")
+
+
+def _copy(connection: Any, table: str, columns: Sequence[str], rows: Any) -> None:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+def bulk_load_tasks(ctx: Context, total: int, seed: int = 2026) -> dict[str, Any]:
+    """``total`` open tasks of the review process, as the engine would have left them.
+
+    400 departments with 50 users each (20,000 users, each a clerk, reviewer or approver
+    in one department). Every task has an instance and a token. Half the tasks are
+    assigned to a user (a 受理 or 审核 claimed, a named approver); the other half wait for
+    candidates: one in ten for named users (two each), the rest for a (department, role)
+    pool. A few hundred delegations (代理) are in force. Created times spread over a year.
+    """
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    raw = ctx.db.engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        cursor = connection.cursor()
+        cursor.execute("SELECT coalesce(max(id), 0) FROM department")
+        dept_base = cursor.fetchone()[0]
+        cursor.execute("SELECT coalesce(max(id), 0) FROM app_user")
+        user_base = cursor.fetchone()[0]
+        cursor.execute("SELECT id FROM wf_definition WHERE key = %s", (PROCESS,))
+        definition_id = cursor.fetchone()[0]
+        departments = [dept_base + 1 + n for n in range(TODO_DEPARTMENTS)]
+        _copy(
+            connection,
+            "department",
+            ("id", "code", "name", "region_code", "active", "created_at"),
+            ((d, f"430199-{d}", f"部门{d}", "430100", True, now) for d in departments),
+        )
+        users = [user_base + 1 + n for n in range(TODO_USERS)]
+        user_dept = {u: departments[i % TODO_DEPARTMENTS] for i, u in enumerate(users)}
+        user_role = {u: TODO_ROLES[(i // TODO_DEPARTMENTS) % 3] for i, u in enumerate(users)}
+        _copy(
+            connection,
+            "app_user",
+            ("id", "username", "display_name", "password_hash", "active", "created_at"),
+            ((u, f"load{u}", f"用户{u}", "!", True, now) for u in users),
+        )
+        _copy(
+            connection,
+            "membership",
+            ("user_id", "department_id", "role", "created_at"),
+            ((u, user_dept[u], user_role[u], now) for u in users),
+        )
+        _copy(
+            connection,
+            "delegation",
+            ("from_user_id", "to_user_id", "starts_at", "ends_at", "reason", "created_at"),
+            (
+                (
+                    u,
+                    users[(i * 7919) % len(users)],
+                    now - timedelta(days=1),
+                    now + timedelta(days=30),
+                    "出差",
+                    now,
+                )
+                for i, u in enumerate(users[:: len(users) // 200])
+            ),
+        )
+        cursor.execute("SELECT coalesce(max(id), 0) FROM wf_instance")
+        instance_base = cursor.fetchone()[0]
+        cursor.execute("SELECT coalesce(max(id), 0) FROM wf_token")
+        token_base = cursor.fetchone()[0]
+        cursor.execute("SELECT coalesce(max(id), 0) FROM wf_task")
+        task_base = cursor.fetchone()[0]
+        instance_count = total // 2  # two open tasks per instance on average
+        year = 365 * 86400
+        created = [now - timedelta(seconds=rng.randrange(year)) for _ in range(instance_count)]
+        inst_dept = [departments[rng.randrange(TODO_DEPARTMENTS)] for _ in range(instance_count)]
+        _copy(
+            connection,
+            "wf_instance",
+            (
+                "id",
+                "definition_id",
+                "process_key",
+                "business_key",
+                "status",
+                "department_id",
+                "started_by",
+                "started_at",
+                "version",
+            ),
+            (
+                (
+                    instance_base + 1 + i,
+                    definition_id,
+                    PROCESS,
+                    f"load-{i}",
+                    "running",
+                    inst_dept[i],
+                    "user:load",
+                    created[i],
+                    1,
+                )
+                for i in range(instance_count)
+            ),
+        )
+        tasks: list[tuple[Any, ...]] = []
+        candidates: list[tuple[Any, ...]] = []
+        by_dept_role: dict[tuple[int, str], list[int]] = {}
+        for u in users:
+            by_dept_role.setdefault((user_dept[u], user_role[u]), []).append(u)
+        for n in range(total):
+            i = n // 2
+            task_id = task_base + 1 + n
+            node = NODES[rng.randrange(4)]
+            role = {"accept": "window_clerk", "approve": "approver"}.get(node, "reviewer")
+            dept = inst_dept[i]
+            pool = by_dept_role[(dept, role)]
+            assignee = pool[rng.randrange(len(pool))] if rng.random() < 0.5 else None
+            tasks.append(
+                (
+                    task_id,
+                    instance_base + 1 + i,
+                    token_base + 1 + n,
+                    PROCESS,
+                    f"load-{i}",
+                    node,
+                    node,
+                    "open",
+                    assignee,
+                    dept,
+                    None if assignee else role,
+                    token_base + 1 + n,
+                    created[i] + timedelta(seconds=n % 2),
+                    1,
+                )
+            )
+            if assignee is None:
+                if rng.random() < 0.1:
+                    for u in rng.sample(pool, 2):
+                        candidates.append((task_id, u, None, None))
+                else:
+                    candidates.append((task_id, None, dept, role))
+        _copy(
+            connection,
+            "wf_token",
+            ("id", "instance_id", "node_id", "status", "state", "created_at"),
+            ((t[11], t[1], t[5], "waiting", f'{{"group": {t[11]}}}', t[12]) for t in tasks),
+        )
+        _copy(
+            connection,
+            "wf_task",
+            (
+                "id",
+                "instance_id",
+                "token_id",
+                "process_key",
+                "business_key",
+                "node_id",
+                "name",
+                "status",
+                "assignee_id",
+                "candidate_department_id",
+                "candidate_role",
+                "group_id",
+                "created_at",
+                "version",
+                "position",
+                "weight",
+                "counts",
+                "kind",
+                "attachments",
+            ),
+            ((*t, 0, 1.0, True, "normal", "[]") for t in tasks),
+        )
+        _copy(
+            connection,
+            "wf_task_candidate",
+            ("task_id", "user_id", "department_id", "role"),
+            candidates,
+        )
+        for table in ("department", "app_user", "wf_instance", "wf_token", "wf_task"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+        connection.commit()
+    finally:
+        raw.close()
+    with ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return {"users": users, "assigned": sum(1 for t in tasks if t[8] is not None)}
+
+
+def bench_todo(ctx: Context, total: int, sample: int, repeat: int = 5) -> dict[str, Any]:
+    log(f"  todo: bulk-loading {total:,} open tasks (COPY)")
+    began = time.perf_counter()
+    loaded = bulk_load_tasks(ctx, total)
+    load_s = time.perf_counter() - began
+    with ctx.db.read() as session:
+        open_count = session.scalar(
+            text("SELECT count(*) FROM wf_task WHERE status IN ('open', 'delegated')")
+        )
+        rng = random.Random(7)
+        chosen = rng.sample(loaded["users"], sample)
+        actors = [actor_for_user(session, session.get(User, u)) for u in chosen]
+    log(f"  todo: {open_count:,} open tasks loaded in {load_s:.1f} s; timing {sample} users")
+    samples: list[float] = []
+    totals: list[int] = []
+    for actor in actors:  # warm: the first call compiles the statement
+        queries.todo(ctx, actor, limit=20)
+    for _ in range(repeat):
+        for actor in actors:
+            began = time.perf_counter()
+            page = queries.todo(ctx, actor, limit=20)
+            samples.append((time.perf_counter() - began) * 1000)
+            totals.append(page.total)
+    return {
+        "open_tasks": open_count,
+        "load_s": load_s,
+        "users_sampled": sample,
+        "calls": len(samples),
+        "p50_ms": statistics.median(samples),
+        "p95_ms": percentile(samples, 0.95),
+        "max_ms": max(samples),
+        "mean_list_total": statistics.fmean(totals),
+    }
+
+
+# --- SpiffWorkflow ---------------------------------------------------------------------
+
+
+def spiff_connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.parser import BpmnParser
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.util.task import TaskState
+
+    log(f"SpiffWorkflow {version('SpiffWorkflow')}: {count} instances, {clients} clients")
+    parser = BpmnParser()
+    parser.add_bpmn_file(str(BPMN))
+    spec = parser.get_spec(PROCESS)  # parsed once, as a web application would cache it
+    path = tmp / "spiff.db"
+    setup = spiff_connect(path)
+    setup.execute("CREATE TABLE instance (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+    setup.close()
+    local = threading.local()
+    # The same in-process writer queue as xietong's Database has for SQLite (see
+    # xietong/kernel/db.py): without it SpiffWorkflow's steps meet in SQLite's busy
+    # handler, which sleeps, and lose half their throughput at 8 threads.
+    writer = threading.Lock()
+
+    def connection() -> tuple[sqlite3.Connection, BpmnWorkflowSerializer]:
+        if not hasattr(local, "connection"):
+            local.connection = spiff_connect(path)
+            local.serializer = BpmnWorkflowSerializer()
+        return local.connection, local.serializer
+
+    def start() -> None:
+        db, serializer = connection()
+        workflow = BpmnWorkflow(spec)
+        workflow.do_engine_steps()
+        state = serializer.serialize_json(workflow)
+        with writer:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO instance (state) VALUES (?)", (state,))
+            db.execute("COMMIT")
+
+    def step(instance_id: int, task_id: uuid.UUID) -> Callable[[], None]:
+        def call() -> None:
+            db, serializer = connection()
+            with writer:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    (state,) = db.execute(
+                        "SELECT state FROM instance WHERE id = ?", (instance_id,)
+                    ).fetchone()
+                    workflow = serializer.deserialize_json(state)
+                    task = workflow.get_task_from_id(task_id)
+                    if task.state != TaskState.READY:
+                        raise RuntimeError("task not ready")
+                    task.run()
+                    workflow.do_engine_steps()
+                    db.execute(
+                        "UPDATE instance SET state = ? WHERE id = ?",
+                        (serializer.serialize_json(workflow), instance_id),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+
+        return call
+
+    start_wall, _ = run_parallel(clients, [start for _ in range(count)])
+    log(f"  spiff: {count} instances started in {start_wall:.2f} s")
+    reader = spiff_connect(path)
+    serializer = BpmnWorkflowSerializer()
+    walls: list[float] = []
+    latencies: list[float] = []
+    cpu = 0.0
+    for nodes in WAVES:
+        calls = []
+        for instance_id, state in reader.execute("SELECT id, state FROM instance ORDER BY id"):
+            workflow = serializer.deserialize_json(state)
+            for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+                if task.task_spec.name in nodes:
+                    calls.append(step(instance_id, task.id))
+        assert len(calls) == count * len(nodes), (nodes, len(calls))
+        began_cpu = time.process_time()
+        wall, lat = run_parallel(clients, calls)
+        cpu += time.process_time() - began_cpu
+        walls.append(wall)
+        latencies += lat
+        log(f"  spiff: {'+'.join(nodes)}: {len(calls)} completions, {len(calls) / wall:,.0f}/s")
+    completed = sum(
+        serializer.deserialize_json(state).is_completed()
+        for (state,) in reader.execute("SELECT state FROM instance")
+    )
+    assert completed == count, (completed, count)
+    pragmas = {
+        "journal_mode": reader.execute("PRAGMA journal_mode").fetchone()[0].upper(),
+        "synchronous": {1: "NORMAL", 2: "FULL"}[
+            spiff_connect(path).execute("PRAGMA synchronous").fetchone()[0]
+        ],
+    }
+    reader.close()
+    state_bytes = len(serializer.serialize_json(serializer.deserialize_json(state)))
+    return {
+        "task_completions_per_s": count * len(NODES) / sum(walls),
+        "instances_per_s": count / (start_wall + sum(walls)),
+        "step_ms_p50": statistics.median(latencies),
+        "step_ms_p95": percentile(latencies, 0.95),
+        "pragmas": pragmas,
+        "state_bytes": state_bytes,
+        "cpu_ms_per_completion": cpu / (count * len(NODES)) * 1000,
+    }
+
+
+# --- the SQLite commit ceiling ---------------------------------------------------------
+
+
+def commit_ceiling(tmp: Path, synchronous: str, commits: int) -> dict[str, float]:
+    """Single-row INSERT transactions per second on one connection, WAL mode."""
+    path = tmp / f"ceiling-{synchronous.lower()}.db"
+    db = spiff_connect(path, synchronous)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    payload = "x" * 200
+    commit_s = 0.0
+    clock = time.perf_counter
+    began = clock()
+    for _ in range(commits):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (v) VALUES (?)", (payload,))
+        before = clock()
+        db.execute("COMMIT")
+        commit_s += clock() - before
+    wall = clock() - began
+    db.close()
+    return {"per_s": commits / wall, "commit_ms": commit_s / commits * 1000}
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="xietong-bench-wf-") as name:
+        tmp = Path(name)
+        log("SQLite commit ceiling (WAL; FULL and NORMAL)")
+        full = commit_ceiling(tmp, "FULL", args.commits)
+        normal = commit_ceiling(tmp, "NORMAL", args.commits)
+        log(f"  FULL {full['per_s']:,.0f}/s, NORMAL {normal['per_s']:,.0f}/s")
+        spiff = bench_spiff(tmp, args.instances, args.clients)
+        sqlite = run_sqlite(tmp, args.instances, args.clients)
+        pg = (
+            run_postgres(tmp, args.pg_instances, args.clients, args.todo_scale, args.todo_users)
+            if not args.no_postgres
+            else None
+        )
+    ratio = sqlite["task_completions_per_s"] / spiff["task_completions_per_s"]
+    todo = pg["todo"] if pg else None
+    result: dict[str, Any] = {
+        "instances": args.instances,
+        "postgres_instances": args.pg_instances if pg else None,
+        "clients": args.clients,
+        "bpmn": str(BPMN.relative_to(ROOT)),
+        "xietong_sqlite_task_completions_per_s": round(sqlite["task_completions_per_s"], 1),
+        "xietong_sqlite_instances_per_s": round(sqlite["instances_per_s"], 1),
+        "xietong_sqlite_starts_per_s": round(sqlite["starts_per_s"], 1),
+        "xietong_sqlite_step_ms_p50": round(sqlite["step_ms_p50"], 2),
+        "xietong_sqlite_step_ms_p95": round(sqlite["step_ms_p95"], 2),
+        "xietong_sqlite_cpu_ms_per_completion": round(sqlite["cpu_ms_per_completion"], 2),
+        "xietong_sqlite_statements_per_start": round(sqlite["statements"]["start"], 1),
+        "xietong_sqlite_statements_per_completion": round(sqlite["statements"]["completion"], 1),
+        "xietong_sqlite_step_ms_one_client": round(sqlite["statements"]["step_ms_one_client"], 3),
+        "xietong_sqlite_commit_ms_one_client": round(
+            sqlite["statements"]["commit_ms_one_client"], 3
+        ),
+        "xietong_sqlite_commit_share": round(
+            sqlite["statements"]["commit_ms_one_client"]
+            / sqlite["statements"]["step_ms_one_client"],
+            3,
+        ),
+        "xietong_sqlite": sqlite["pragmas"],
+        "xietong_postgres_task_completions_per_s": (
+            round(pg["task_completions_per_s"], 1) if pg else None
+        ),
+        "xietong_postgres_instances_per_s": round(pg["instances_per_s"], 1) if pg else None,
+        "xietong_postgres_starts_per_s": round(pg["starts_per_s"], 1) if pg else None,
+        "xietong_postgres_step_ms_p50": round(pg["step_ms_p50"], 2) if pg else None,
+        "xietong_postgres_step_ms_p95": round(pg["step_ms_p95"], 2) if pg else None,
+        "xietong_postgres_cpu_ms_per_completion": (
+            round(pg["cpu_ms_per_completion"], 2) if pg else None
+        ),
+        "xietong_postgres_step_ms_one_client": (
+            round(pg["statements"]["step_ms_one_client"], 3) if pg else None
+        ),
+        "xietong_postgres_commit_ms_one_client": (
+            round(pg["statements"]["commit_ms_one_client"], 3) if pg else None
+        ),
+        "xietong_postgres_statements_per_completion": (
+            round(pg["statements"]["completion"], 1) if pg else None
+        ),
+        "postgres": pg["settings"] if pg else None,
+        "postgres_commit_ceiling_per_s": round(pg["ceiling"]["per_s"], 1) if pg else None,
+        "postgres_commit_ms": round(pg["ceiling"]["commit_ms"], 3) if pg else None,
+        "spiffworkflow_version": version("SpiffWorkflow"),
+        "spiffworkflow_task_completions_per_s": round(spiff["task_completions_per_s"], 1),
+        "spiffworkflow_instances_per_s": round(spiff["instances_per_s"], 1),
+        "spiffworkflow_step_ms_p50": round(spiff["step_ms_p50"], 2),
+        "spiffworkflow_step_ms_p95": round(spiff["step_ms_p95"], 2),
+        "spiffworkflow_cpu_ms_per_completion": round(spiff["cpu_ms_per_completion"], 2),
+        "spiffworkflow_state_bytes": spiff["state_bytes"],
+        "spiffworkflow_sqlite": spiff["pragmas"],
+        "sqlite_commit_ceiling_per_s": round(full["per_s"], 1),
+        "sqlite_commit_ms": round(full["commit_ms"], 3),
+        "sqlite_commit_ceiling_normal_per_s": round(normal["per_s"], 1),
+        "sqlite_commit_normal_ms": round(normal["commit_ms"], 3),
+        "ratio_vs_spiffworkflow": round(ratio, 2),
+        "todo_query_p95_ms_1m_open_tasks_postgres": (
+            round(todo["p95_ms"], 2) if todo and args.todo_scale >= 1_000_000 else None
+        ),
+        "todo": (
+            {
+                key: round(value, 2) if isinstance(value, float) else value
+                for key, value in todo.items()
+            }
+            if todo
+            else None
+        ),
+        "targets": {
+            "ratio_vs_spiffworkflow": TARGET_RATIO,
+            "xietong_postgres_task_completions_per_s": TARGET_PG_PER_S,
+            "todo_query_p95_ms_1m_open_tasks_postgres": TARGET_TODO_P95_MS,
+        },
+    }
+    result["met"] = {
+        "ratio_vs_spiffworkflow": ratio >= TARGET_RATIO,
+        "xietong_postgres_task_completions_per_s": (
+            pg["task_completions_per_s"] >= TARGET_PG_PER_S if pg else None
+        ),
+        "todo_query_p95_ms_1m_open_tasks_postgres": (
+            todo["p95_ms"] <= TARGET_TODO_P95_MS if todo and args.todo_scale >= 1_000_000 else None
+        ),
+    }
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "sqlalchemy": version("sqlalchemy"),
+        "psycopg": version("psycopg"),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    def fmt(value: Any, unit: str = "") -> str:
+        if value is None:
+            return "-"
+        return f"{value:,.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+    machine = result["machine"]
+    met = result["met"]
+    lines = [
+        f"workflow engine: {result['bpmn']}, {result['instances']:,} instances "
+        f"(4 user tasks each), {result['clients']} client threads",
+        f"machine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
+        f"SQLite {machine['sqlite']}, load average {machine['load_average_before'][0]} before, "
+        f"{machine['load_average_after'][0]} after",
+        "",
+        f"{'':<44}{'completions/s':>15}{'instances/s':>13}{'step p50 ms':>13}{'p95 ms':>9}"
+        f"{'CPU ms':>9}",
+    ]
+    for label, prefix in (
+        ("xietong, SQLite (WAL, FULL)", "xietong_sqlite"),
+        ("xietong, PostgreSQL", "xietong_postgres"),
+        (f"SpiffWorkflow {result['spiffworkflow_version']}, SQLite (WAL, FULL)", "spiffworkflow"),
+    ):
+        lines.append(
+            f"{label:<44}{fmt(result[f'{prefix}_task_completions_per_s']):>15}"
+            f"{fmt(result[f'{prefix}_instances_per_s']):>13}"
+            f"{fmt(result[f'{prefix}_step_ms_p50']):>13}{fmt(result[f'{prefix}_step_ms_p95']):>9}"
+            f"{fmt(result[f'{prefix}_cpu_ms_per_completion']):>9}"
+        )
+    lines += [
+        "",
+        f"SQLite commit ceiling (one connection): FULL {fmt(result['sqlite_commit_ceiling_per_s'])}"
+        f"/s ({result['sqlite_commit_ms']} ms per COMMIT), NORMAL "
+        f"{fmt(result['sqlite_commit_ceiling_normal_per_s'])}/s",
+        f"SQL statements per completion: SQLite "
+        f"{result['xietong_sqlite_statements_per_completion']}, PostgreSQL "
+        f"{fmt(result['xietong_postgres_statements_per_completion'])}",
+        f"todo p95 at 1M open tasks (PostgreSQL): "
+        f"{fmt(result['todo_query_p95_ms_1m_open_tasks_postgres'], ' ms')}",
+        "",
+        f"ratio vs SpiffWorkflow: {result['ratio_vs_spiffworkflow']}× "
+        f"(target ≥ {TARGET_RATIO}×: {'met' if met['ratio_vs_spiffworkflow'] else 'NOT met'})",
+    ]
+    for key, label, target in (
+        ("xietong_postgres_task_completions_per_s", "PostgreSQL completions/s", "≥ 1,000/s"),
+        ("todo_query_p95_ms_1m_open_tasks_postgres", "todo p95 at 1M", "≤ 20 ms"),
+    ):
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[met[key]]
+        lines.append(f"{label} (target {target}): {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--instances", type=int, default=500, help="instances on SQLite")
+    parser.add_argument(
+        "--pg-instances", type=int, default=None, help="instances on PostgreSQL (default: 2×N)"
+    )
+    parser.add_argument("--clients", type=int, default=8, help="client threads")
+    parser.add_argument("--commits", type=int, default=2000, help="commits for the ceiling")
+    parser.add_argument(
+        "--todo-scale",
+        type=int,
+        default=1_000_000,
+        help="open tasks to bulk-load for the todo query (0 skips it)",
+    )
+    parser.add_argument("--todo-users", type=int, default=100, help="users whose todo is timed")
+    parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
+
+    args = parser.parse_args(argv)
+    if args.pg_instances is None:
+        args.pg_instances = 2 * args.instances
+    if args.instances < 1 or args.clients < 1:
+        parser.error("need --instances >= 1 and --clients >= 1")
+    result = run(args)
+    print(json.dumps(result, ensure_ascii=False) if args.json else table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
