@@ -756,12 +756,6 @@ def test_reclaim_takes_back_a_transferred_or_delegated_task(api: Api) -> None:
         refused(api.try_act(review, "reclaim", "rev1"), 409, "already_started")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: resolve leaves previous_assignee_id set, so after 委派 and its return "
-    "the owner is offered 'reclaim' and a reclaim of the task they already hold succeeds "
-    "(a no-op with an audit leaf and a task.reclaim history row)",
-)
 def test_no_reclaim_once_a_delegated_task_was_resolved(api: Api) -> None:
     instance_id, review = start_at_review(api)
     api.act(review, "delegate", "rev1", {"user_id": api.uid("rev2")})
@@ -1072,12 +1066,6 @@ def test_migrate_running_instances_to_a_new_version(api: Api) -> None:
     assert api.open_nodes(second["id"]) == ["audit"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: migrate_instances maps tokens and tasks through node_mapping but "
-    "not wf_history.node_id, so 退回 to a renamed node is node_not_reached (and its old id "
-    "not_returnable) and 驳回 finds no applicant task (no_applicant_task)",
-)
 @pytest.mark.parametrize("operation", ["send-back", "reject-to-applicant"])
 def test_send_back_after_a_renaming_migration(api: Api, operation: str) -> None:
     api.deploy_yaml(LINE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor, Resource, authorize, can
@@ -363,6 +363,15 @@ def migrate_instances(
                 select(WfTask).where(WfTask.instance_id == instance_id)
             ):
                 task.node_id = mapping.get(task.node_id, task.node_id)
+            # History node ids are read against the instance's current version (退回 and
+            # 驳回 look up where the case has been), so renamed nodes are renamed there
+            # too; the mapping itself is in this command's audit leaf and history row.
+            for old_id, new_id in mapping.items():
+                run.session.execute(
+                    update(WfHistory)
+                    .where(WfHistory.instance_id == instance_id, WfHistory.node_id == old_id)
+                    .values(node_id=new_id)
+                )
             state.row.definition_id = target.id
             run.history(
                 state,

@@ -239,6 +239,8 @@ def resolve(ctx: Context, actor: Actor, task_id: int, *, opinion: str | None = N
         delegate_id = task.assignee_id
         task.assignee_id = task.owner_id
         task.owner_id = None
+        # Back with its owner: nothing is left to reclaim (拿回) from the delegate.
+        task.previous_assignee_id = None
         task.status = "open"
         _changed_hands(run, state, task, "resolve", delegate_id=delegate_id, opinion=opinion)
         uow.record("workflow.task.resolve", f"task:{task.id}", {"task_id": task.id})
