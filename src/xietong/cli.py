@@ -383,6 +383,19 @@ def process_check(
         raise typer.Exit(1)
 
 
+def _add_app_commands() -> None:
+    """Mount the command groups that apps declare (``cli_apps`` hook), once."""
+    mounted = {group.name for group in app.registered_groups}
+    for groups in plugin_manager().hook.cli_apps():
+        for name, group in groups:
+            if name not in mounted:
+                app.add_typer(group, name=name)
+                mounted.add(name)
+
+
+_add_app_commands()
+
+
 def main() -> None:
     try:
         app()

@@ -68,5 +68,10 @@ def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
 
 
 @hookspec
+def cli_apps() -> list[tuple[str, Any]]:
+    """Command groups for the ``xietong`` CLI: ``(name, typer.Typer)`` pairs."""
+
+
+@hookspec
 def demo_data(ctx: Context) -> None:
     """Load this plugin's demo content; runs after the kernel's demo city."""
