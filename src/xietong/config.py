@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     login_window_s: int = Field(default=900, ge=1)
     webhook_max_attempts: int = Field(default=8, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    bus_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="days published events, consumer markers, done jobs and delivered "
+        "webhooks are kept (the replay window)",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host patterns webhook endpoints may use (fnmatch, e.g. *.gov.cn); "
+        "empty = any host",
+    )
     worker_poll_s: float = Field(default=1.0, gt=0)
     language: Literal["zh-CN", "en"] = "zh-CN"
 

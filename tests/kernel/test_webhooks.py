@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from xietong.kernel import clock
@@ -41,6 +41,9 @@ from xietong.kernel.bus import (
     rotate_secret,
     update_subscription,
 )
+from xietong.kernel.bus.jobs import schedule_job
+from xietong.kernel.bus.models import ProcessedEvent, ScheduledJob
+from xietong.kernel.bus.retention import prune
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from xietong.kernel.events import Event, event_type
@@ -361,3 +364,76 @@ def test_two_workers_relay_and_deliver_each_item_once(
     assert len(receiver.accepted) == 80 and set(receiver.accepted.values()) == {1}
     assert {row.status for row in deliveries(ctx)} == {"delivered"}
     assert {row.attempts for row in deliveries(ctx)} == {1}
+
+
+def _count(ctx: Context, model: type) -> int:
+    with ctx.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_retention_prunes_old_bookkeeping_and_keeps_what_an_operator_needs(
+    ctx: Context, receiver: Receiver, http: httpx.Client, frozen: clock.FrozenClock
+) -> None:
+    ctx.settings = ctx.settings.model_copy(
+        update={"bus_retention_days": 30, "webhook_max_attempts": 1}
+    )
+    sub_id = subscribe(ctx, receiver)
+    seen: list[int] = []
+    marker_bus = InProcessBus(
+        ctx, [("test.retention", "test.webhooks.*", lambda c, e, s: seen.append(1))]
+    )
+    do_things(ctx, 1, 2)
+    relay_once(ctx, marker_bus)
+    assert deliver_due(ctx, http) == 2  # delivered
+    receiver.fail_next = 1
+    do_things(ctx, 3)
+    relay_once(ctx, marker_bus)
+    assert deliver_due(ctx, http) == 1  # dead after one attempt
+    do_things(ctx, 4)  # never published
+    with ctx.db.write_session() as session, session.begin():
+        schedule_job(session, "test.retention.job", due_at=clock.now())
+        session.flush()
+        session.execute(update(ScheduledJob).values(status="done", finished_at=clock.now()))
+    assert (_count(ctx, OutboxEvent), _count(ctx, ProcessedEvent)) == (4, 3)
+
+    assert prune(ctx) == 0  # nothing is old yet
+    frozen.advance(timedelta(days=31))
+    assert prune(ctx) == 3 + 3 + 2 + 1  # events, markers, delivered webhooks, the done job
+    with ctx.db.read() as session:
+        kept = [json_n(row) for row in session.scalars(select(OutboxEvent))]
+        statuses = [row.status for row in session.scalars(select(WebhookDelivery))]
+    assert kept == [4]  # the unpublished event waits for the relay
+    assert statuses == ["dead"]  # dead letters stay for an operator
+    assert (_count(ctx, ProcessedEvent), _count(ctx, ScheduledJob)) == (0, 0)
+    assert prune(ctx) == 0
+
+    with pytest.raises(InvalidInput) as refused:
+        replay_from(ctx, ADMIN, sub_id, clock.now() - timedelta(days=40))
+    assert refused.value.code == "replay_beyond_retention"
+
+
+def json_n(row: OutboxEvent) -> int:
+    return int(row.to_cloudevent()["data"]["n"])
+
+
+def test_webhook_urls_with_credentials_or_outside_the_allow_list_are_refused(
+    ctx: Context, receiver: Receiver
+) -> None:
+    with pytest.raises(InvalidInput) as credentials:
+        create_subscription(
+            ctx, ADMIN, name="x", url="https://u:p@oa.example.gov.cn/h", event_types=["*"]
+        )
+    assert credentials.value.code == "webhook_url_credentials"
+    ctx.settings = ctx.settings.model_copy(
+        update={"webhook_allowed_hosts": ["*.changsha.gov.cn", "127.0.0.1"]}
+    )
+    with pytest.raises(InvalidInput) as outside:
+        create_subscription(ctx, ADMIN, name="x", url="http://10.0.0.8/h", event_types=["*"])
+    assert outside.value.code == "webhook_host_not_allowed"
+    assert _count(ctx, WebhookSubscription) == 0  # nothing was created
+    create_subscription(
+        ctx, ADMIN, name="oa", url="https://OA.Changsha.gov.cn/h", event_types=["*"]
+    )
+    sub_id = subscribe(ctx, receiver)  # 127.0.0.1 is listed
+    with pytest.raises(InvalidInput):
+        update_subscription(ctx, ADMIN, sub_id, url="https://evil.example.com/h")

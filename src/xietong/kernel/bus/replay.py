@@ -21,6 +21,7 @@ from xietong.kernel.access import Actor, authorize
 from xietong.kernel.bus.claim import insert_ignore
 from xietong.kernel.bus.models import DELIVERY_STATUSES, WebhookDelivery
 from xietong.kernel.bus.relay import subscription_wants
+from xietong.kernel.bus.retention import retention_cutoff
 from xietong.kernel.bus.webhooks import ACTION, load_subscription
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput
@@ -94,6 +95,16 @@ def replay_from(ctx: Context, actor: Actor, subscription_id: int, since: datetim
     Deliveries in flight are left to finish. Returns the number queued.
     """
     authorize(actor, ACTION)
+    kept_since = retention_cutoff(ctx)
+    if since < kept_since:
+        raise InvalidInput(
+            f"只能重放保留期（{ctx.settings.bus_retention_days} 天）内的事件，"
+            f"最早 {kept_since.isoformat()}",
+            f"Only events within the retention window ({ctx.settings.bus_retention_days} "
+            f"days) can be replayed, from {kept_since.isoformat()}",
+            code="replay_beyond_retention",
+            details={"since": since.isoformat(), "earliest": kept_since.isoformat()},
+        )
     with UnitOfWork(ctx, actor) as uow:
         session = uow.session
         row = load_subscription(session, subscription_id)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,7 +91,13 @@ def check_secret(secret: str) -> str:
     return secret
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, allowed_hosts: Sequence[str] = ()) -> str:
+    """An http(s) URL without credentials, on an allowed host when a list is configured.
+
+    The allow-list (``webhook_allowed_hosts``) keeps an administrator's typo, or a
+    stolen admin session, from pointing the platform's signed event stream at an
+    arbitrary server; credentials in the URL would end up in logs and the audit log.
+    """
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
@@ -97,6 +105,21 @@ def check_url(url: str) -> str:
     if parsed is None or parsed.scheme not in {"http", "https"} or not parsed.host:
         raise InvalidInput(
             f"回调地址无效：{url}", f"Invalid endpoint URL: {url}", details={"field": "url"}
+        )
+    if parsed.userinfo:
+        raise InvalidInput(
+            "回调地址不得包含用户名或密码",
+            "An endpoint URL must not carry a user name or password",
+            code="webhook_url_credentials",
+            details={"field": "url"},
+        )
+    host = parsed.host.lower()
+    if allowed_hosts and not any(fnmatch.fnmatchcase(host, p.lower()) for p in allowed_hosts):
+        raise InvalidInput(
+            f"回调地址的主机 {host} 不在允许列表中",
+            f"The endpoint host {host} is not in the allowed list",
+            code="webhook_host_not_allowed",
+            details={"field": "url", "allowed_hosts": list(allowed_hosts)},
         )
     return url
 
@@ -141,7 +164,7 @@ def create_subscription(
     with UnitOfWork(ctx, actor) as uow:
         row = WebhookSubscription(
             name=name.strip(),
-            url=check_url(url),
+            url=check_url(url, ctx.settings.webhook_allowed_hosts),
             secret_encrypted=ctx.keys.encrypt(secret.encode("ascii"), SECRET_AD),
             event_types=check_patterns(event_types),
             department_id=department_id,
@@ -183,7 +206,7 @@ def update_subscription(
         if name is not None and name.strip():
             row.name = name.strip()
         if url is not None:
-            row.url = check_url(url)
+            row.url = check_url(url, ctx.settings.webhook_allowed_hosts)
         if event_types is not None:
             row.event_types = check_patterns(event_types)
         if department_id is not KEEP:
