@@ -92,15 +92,24 @@ async def connect(url: str, name: str, timeout: float) -> NatsClient:
     )
 
 
-async def ensure_stream(js: JetStreamContext, stream: str, prefix: str) -> None:
-    """Create the stream on ``<prefix>.>`` unless it exists (an operator may have tuned it)."""
+async def ensure_stream(
+    js: JetStreamContext, stream: str, prefix: str, max_age_s: float | None = None
+) -> None:
+    """Create the stream on ``<prefix>.>`` unless it exists (an operator may have tuned it).
+
+    ``max_age_s`` is the bus retention window: a message older than the consumer
+    markers the retention job keeps must not be redelivered, or it would apply twice.
+    """
     try:
         await js.stream_info(stream)
         return
     except nats.js.errors.NotFoundError:
         pass
     config = StreamConfig(
-        name=stream, subjects=[f"{prefix}.>"], duplicate_window=DUPLICATE_WINDOW_S
+        name=stream,
+        subjects=[f"{prefix}.>"],
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=max_age_s,
     )
     try:
         await js.add_stream(config)
@@ -125,6 +134,7 @@ class NatsBus:
             raise ValueError("NatsBus needs a NATS URL (XIETONG_NATS_URL)")
         self.url = resolved
         self.stream = stream or ctx.settings.nats_stream
+        self.max_age_s = ctx.settings.bus_retention_days * 86400.0
         self.prefix = subject_prefix
         self.timeout = timeout
         self._nc: NatsClient | None = None
@@ -155,7 +165,7 @@ class NatsBus:
         try:
             nc = await connect(self.url, "xietong-relay", self.timeout)
             js = nc.jetstream(timeout=self.timeout)
-            await ensure_stream(js, self.stream, self.prefix)
+            await ensure_stream(js, self.stream, self.prefix, self.max_age_s)
         except BaseException:
             self._retry_at = time.monotonic() + RECONNECT_COOLDOWN_S
             raise
@@ -218,7 +228,12 @@ def run_nats_consumers(
     if not resolved:
         raise ValueError("run_nats_consumers needs a NATS URL (XIETONG_NATS_URL)")
     settings = _ConsumeSettings(
-        resolved, stream or ctx.settings.nats_stream, subject_prefix, batch, fetch_timeout
+        resolved,
+        stream or ctx.settings.nats_stream,
+        subject_prefix,
+        batch,
+        fetch_timeout,
+        ctx.settings.bus_retention_days * 86400.0,
     )
     asyncio.run(_consume_all(ctx, stop, chosen, settings, ack_wait))
 
@@ -230,6 +245,7 @@ class _ConsumeSettings:
     prefix: str
     batch: int
     fetch_timeout: float
+    max_age_s: float | None = None
 
 
 async def _consume_all(
@@ -244,7 +260,7 @@ async def _consume_all(
     nc = await connect(settings.url, "xietong-consumers", 5.0)
     try:
         js = nc.jetstream(timeout=5.0)
-        await ensure_stream(js, settings.stream, settings.prefix)
+        await ensure_stream(js, settings.stream, settings.prefix, settings.max_age_s)
         tasks = []
         for consumer in consumers:
             name, pattern, _handler = consumer
