@@ -75,3 +75,15 @@ def test_logout(page, live_server) -> None:
     page.wait_for_url(f"{live_server}/login")
     page.goto(f"{live_server}/org")
     assert "/login" in page.url
+
+
+def test_a_stale_link_shows_a_page_and_the_section_is_highlighted(page, live_server) -> None:
+    login(page, live_server, "admin")
+    page.wait_for_url(f"{live_server}/")
+    response = page.goto(f"{live_server}/no-such-page")
+    assert response.status == 404
+    assert "页面不存在" in page.locator(".alert.error").inner_text()
+    assert page.locator("nav.nav a").count() >= 4  # the navigation is still there
+    page.goto(f"{live_server}/org")
+    assert page.locator("nav.nav a[aria-current=page]").inner_text() == "组织机构"
+    screenshot(page, "not-found")

@@ -68,8 +68,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code, zh, en = _HTTP_MESSAGES.get(
             exc.status_code, ("http_error", "请求错误", str(exc.detail))
         )
+        html_error = getattr(app.state, "html_error", None)
+        if html_error is not None and wants_html(request):
+            # A person who followed a stale link sees a page with the navigation, not JSON.
+            if exc.status_code == 404:
+                zh, en = "页面不存在，可能已被移动或删除", "This page does not exist"
+            return html_error(request, XietongError(zh, en, code=code, status=exc.status_code))
         return JSONResponse(error_body(code, zh, en), status_code=exc.status_code)
