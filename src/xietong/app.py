@@ -14,6 +14,7 @@ from xietong.api import audit as audit_api
 from xietong.api import auth as auth_api
 from xietong.api import calendar as calendar_api
 from xietong.api import errors
+from xietong.api import notify as notify_api
 from xietong.api import org as org_api
 from xietong.api import webhooks as webhooks_api
 from xietong.api import workflow as workflow_api
@@ -52,6 +53,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     api.include_router(org_api.router)
     api.include_router(calendar_api.router)
     api.include_router(webhooks_api.router)
+    api.include_router(notify_api.router)
     api.include_router(workflow_api.router)
     for routers in manager.hook.api_routers():
         for router in routers:
@@ -64,11 +66,13 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
             session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
+    from xietong.web import notify as notify_pages
     from xietong.web import pages
     from xietong.web import workflow as workflow_pages
 
     app.include_router(pages.router)
     app.include_router(workflow_pages.router)
+    app.include_router(notify_pages.router)
     app.state.html_error = pages.html_error
     for routers in manager.hook.web_routers():
         for router in routers:

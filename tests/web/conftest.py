@@ -32,7 +32,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_server(live_platform: tuple[str, Context]) -> str:
+    return live_platform[0]
+
+
+@pytest.fixture(scope="module")
+def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Context]]:
+    """The demo city served on a free port, and its context (to arrange what a page shows)."""
     from xietong.migrate import upgrade
     from xietong.plugins import plugin_manager
 
@@ -56,7 +62,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "server did not start"
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", ctx
     server.should_exit = True
     thread.join(timeout=10)
     ctx.close()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from tests.web.conftest import screenshot
+from xietong.kernel.notify import notify
+from xietong.kernel.org.models import User
 
 
 def login(page, base: str, username: str, password: str = "demo") -> None:
@@ -87,3 +91,30 @@ def test_a_stale_link_shows_a_page_and_the_section_is_highlighted(page, live_ser
     page.goto(f"{live_server}/org")
     assert page.locator("nav.nav a[aria-current=page]").inner_text() == "组织机构"
     screenshot(page, "not-found")
+
+
+def test_the_bell_counts_unread_messages_and_opening_one_follows_its_link(
+    page, live_platform
+) -> None:
+    base, ctx = live_platform
+    with ctx.db.read() as session:
+        user_id = session.scalar(select(User.id).where(User.username == "wjw.clerk"))
+    with ctx.db.write_session() as session, session.begin():
+        notify(
+            session,
+            [user_id],
+            "test.notice",
+            title_zh="请核对出生医学证明",
+            title_en="Check the birth certificate",
+            body_zh="申请人已补正材料",
+            link="/workflow/tasks",
+        )
+    login(page, base, "wjw.clerk")
+    page.wait_for_url(f"{base}/")
+    assert page.locator(".topbar .bell .count").inner_text() == "1"
+    page.click(".topbar .bell")
+    assert "请核对出生医学证明" in page.locator("ul.messages").inner_text()
+    screenshot(page, "notifications")
+    page.click("ul.messages button.linklike")
+    page.wait_for_url(f"{base}/workflow/tasks")
+    assert page.locator(".topbar .bell .count").count() == 0  # read now

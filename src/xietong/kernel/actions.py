@@ -10,6 +10,9 @@ def register() -> None:
     register_action(
         "auth.me", "authenticated", [], "查看本人信息", "Read own profile", read_only=True
     )
+    register_action(
+        "notify.read", "authenticated", [], "查看与标记本人的站内消息", "Read own in-app messages"
+    )
     register_action("platform.health", "public", [], "健康检查", "Health check", read_only=True)
     register_action(
         "audit.read", "global", [Role.AUDITOR], "查看审计日志", "Read the audit log", read_only=True

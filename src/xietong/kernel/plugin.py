@@ -19,6 +19,7 @@ KERNEL_MODEL_MODULES = [
     "xietong.kernel.auth",
     "xietong.kernel.bus.models",
     "xietong.kernel.workflow.store",
+    "xietong.kernel.notify.models",
 ]
 
 
@@ -42,6 +43,13 @@ def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
     from xietong.kernel.workflow import services, timers  # noqa: F401
 
     return [("bus.retention", 3600.0, prune)]
+
+
+@hookimpl
+def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
+    from xietong.kernel.notify.workflow_messages import CONSUMER, on_workflow_event
+
+    return [(CONSUMER, "workflow.task.*", on_workflow_event)]
 
 
 @hookimpl

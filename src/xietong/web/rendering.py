@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 
 from xietong.api.deps import current_actor
+from xietong.kernel import notify
 from xietong.kernel.access import ROLE_NAMES, Actor, Role
 from xietong.kernel.errors import Forbidden
 from xietong.plugins import plugin_manager
@@ -77,6 +78,13 @@ def nav_for(actor: Actor) -> list[dict[str, Any]]:
     return items
 
 
+def _unread(request: Request, actor: Actor) -> int | None:
+    """The bell's count; None for visitors and machines, which have no inbox."""
+    if not actor.is_authenticated or actor.kind != "user":
+        return None
+    return notify.unread_count(request.app.state.ctx, actor)
+
+
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     lang = language(request)
     actor = current_actor(request)
@@ -93,6 +101,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
             "actor": actor,
             "csrf_token": csrf_token(request),
             "nav": nav_for(actor) if actor.is_authenticated else [],
+            "unread_messages": _unread(request, actor),
             "role_label": lambda role: role_label(role, lang),
             **context,
         },
