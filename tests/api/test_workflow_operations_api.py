@@ -734,6 +734,43 @@ def test_withdraw_across_a_parallel_split_cancels_both_branches(api: Api) -> Non
     assert api.open_nodes(started["id"]) == ["approve"]
 
 
+@pytest.mark.parametrize("who", ["last", "first"])
+def test_withdraw_after_a_parallel_join_fired(api: Api, who: str) -> None:
+    """Either branch's sender may withdraw while the step after the join is untouched:
+    that step is cancelled, the other branch's arrival waits at the join again."""
+    api.deploy(DATA.joinpath("review.bpmn").read_text(), "application/xml")
+    started = api.start("review")
+    instance_id = started["id"]
+    api.walk(instance_id, ("accept", "clerk_a"), ("review_a", "rev1"), ("review_b", "rev2"))
+    assert api.open_nodes(instance_id) == ["approve"]
+    node, user = ("review_b", "rev2") if who == "last" else ("review_a", "rev1")
+    back = api.act(api.tasks(instance_id, node)[0], "withdraw", user)
+    assert (back["status"], back["node_id"]) == ("open", node)
+    assert api.open_nodes(instance_id) == [node]
+    (approve,) = api.tasks(instance_id, "approve")
+    assert (approve["status"], approve["cancel_reason"]) == ("cancelled", "withdraw")
+    # the task waits in its branch again; the other branch's arrival waits at the join
+    assert sorted(t["node_id"] for t in api.instance(instance_id)["tokens"]) == sorted(
+        [node, "join"]
+    )
+    api.walk(instance_id, (node, user))
+    assert api.open_nodes(instance_id) == ["approve"]
+    api.walk(instance_id, ("approve", "boss"))
+    assert api.status(instance_id) == "completed"
+
+
+def test_no_withdraw_after_a_join_once_the_next_step_started(api: Api) -> None:
+    api.deploy(DATA.joinpath("review.bpmn").read_text(), "application/xml")
+    started = api.start("review")
+    instance_id = started["id"]
+    api.walk(instance_id, ("accept", "clerk_a"), ("review_a", "rev1"), ("review_b", "rev2"))
+    api.act(api.task(instance_id, "approve"), "claim", "boss")
+    for node, user in (("review_a", "rev1"), ("review_b", "rev2")):
+        with api.unchanged(instance_id):
+            task = api.tasks(instance_id, node)[0]
+            refused(api.try_act(task, "withdraw", user), 409, "already_started")
+
+
 @pytest.mark.parametrize("next_step", ["claimed", "completed"])
 def test_withdraw_after_the_next_step_started_is_409(api: Api, next_step: str) -> None:
     instance_id, review = start_at_review(api)
