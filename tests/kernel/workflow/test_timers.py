@@ -167,3 +167,122 @@ def test_a_timer_due_while_suspended_fires_on_resume(
     assert bed.waiting_nodes(started.id) == ["wait"]
     instances.resume(bed.ctx, bed.actor("head"), started.id)
     assert bed.waiting_nodes(started.id) == ["after"]
+
+
+def _reminding(timer: Timer, interrupting: bool = False) -> object:
+    return graph(
+        f"cyc_{int(interrupting)}",
+        [
+            node("start", "start"),
+            task("a", "rev1"),
+            node("nag", "timer", timer=timer, attached_to="a", cancel_activity=interrupting),
+            node("end", "end"),
+            node("nagged", "end"),
+        ],
+        [("start", "a"), ("a", "end"), ("nag", "nagged")],
+    )
+
+
+def _fired(bed: Flowbed, instance_id: int) -> int:
+    return sum(1 for h in bed.instance(instance_id).history if h.kind == "timer.fired")
+
+
+def test_a_boundary_cycle_fires_n_times_while_the_task_waits(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    bed.deploy(_reminding(Timer("cycle", "R3/PT1H")))
+    started = bed.start("cyc_0")
+    for hour in range(1, 6):
+        frozen.advance(timedelta(hours=1, seconds=1))
+        _run_jobs(bed)
+        assert _fired(bed, started.id) == min(hour, 3)
+    assert bed.waiting_nodes(started.id) == ["a"]
+    assert bed.count(ScheduledJob) == 1  # the finished cycle's job row, done
+    with bed.ctx.db.read() as session:
+        assert session.query(ScheduledJob).one().status == "done"
+
+
+def test_an_unbounded_cycle_repeats_until_the_task_is_done(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    bed.deploy(_reminding(Timer("cycle", "R/PT1H")))
+    started = bed.start("cyc_0")
+    for _ in range(4):
+        frozen.advance(timedelta(hours=1, seconds=1))
+        _run_jobs(bed)
+    assert _fired(bed, started.id) == 4
+    operations.complete(bed.ctx, bed.actor("rev1"), bed.open_task(started.id, "a").id)
+    assert bed.instance(started.id).instance.status == "completed"
+    assert bed.count(ScheduledJob) == 0  # leaving the task deleted the next firing
+    frozen.advance(timedelta(hours=5))
+    assert _run_jobs(bed) == 0
+
+
+def test_an_interrupting_cycle_fires_once(bed: Flowbed, frozen: clock.FrozenClock) -> None:
+    bed.deploy(_reminding(Timer("cycle", "R3/PT1H"), interrupting=True))
+    started = bed.start("cyc_1")
+    frozen.advance(timedelta(hours=1, seconds=1))
+    _run_jobs(bed)
+    assert bed.instance(started.id).instance.status == "completed"
+    frozen.advance(timedelta(hours=5))
+    assert _run_jobs(bed) == 0
+    assert _fired(bed, started.id) == 1
+
+
+def test_a_cycle_with_a_start_date_or_an_end_date() -> None:
+    from xietong.kernel.workflow._durations import due_at, next_cycle_due
+
+    start = Timer("cycle", "R2/2025-06-13T09:00:00+08:00/P1D")
+    assert due_at(start, THURSDAY, {}, None) == datetime(2025, 6, 13, 9, 0, tzinfo=CST)
+    ending = Timer("cycle", "R/PT10H/2025-06-13T00:00:00+08:00")
+    first = due_at(ending, THURSDAY, {}, None)
+    assert first == THURSDAY + timedelta(hours=10)
+    assert next_cycle_due(ending, first, 1, {}, None) is None  # past the end date
+    assert next_cycle_due(start, THURSDAY, 2, {}, None) is None  # fired twice: done
+
+
+def test_a_task_reopened_by_withdraw_rearms_its_boundary_timer(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    from xietong.kernel.workflow import returns
+
+    guarded = graph(
+        "rearm",
+        [
+            node("start", "start"),
+            task("a", "rev1"),
+            node("sla", "timer", timer=Timer("duration", "PT4H"), attached_to="a"),
+            task("b", "rev2"),
+            task("escalate", "head"),
+            node("end", "end"),
+            node("end2", "end"),
+        ],
+        [("start", "a"), ("a", "b"), ("b", "end"), ("sla", "escalate"), ("escalate", "end2")],
+    )
+    bed.deploy(guarded)
+    started = bed.start("rearm")
+    a = bed.open_task(started.id, "a")
+    operations.complete(bed.ctx, bed.actor("rev1"), a.id)
+    assert bed.count(ScheduledJob) == 0  # leaving a dropped its timer
+    returns.withdraw(bed.ctx, bed.actor("rev1"), a.id)
+    assert bed.waiting_nodes(started.id) == ["a"]
+    assert bed.count(ScheduledJob) == 1
+    frozen.advance(timedelta(hours=4, seconds=1))
+    _run_jobs(bed)
+    assert bed.waiting_nodes(started.id) == ["escalate"]
+
+
+def test_a_task_reopened_by_withdraw_keeps_its_time_out(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    from xietong.kernel.workflow import returns
+
+    bed.deploy(_timeout_process("approve"))
+    started = bed.start("to_approve")
+    a = bed.open_task(started.id, "a")
+    operations.complete(bed.ctx, bed.actor("rev1"), a.id)
+    returns.withdraw(bed.ctx, bed.actor("rev1"), a.id)
+    frozen.set(datetime(2025, 6, 16, 10, 5, tzinfo=CST))  # the original deadline
+    _run_jobs(bed)
+    done = next(t for t in bed.tasks(started.id, None) if t.id == a.id)
+    assert (done.status, done.outcome) == ("completed", "approve")

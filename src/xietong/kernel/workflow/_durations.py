@@ -2,14 +2,18 @@
 
 Chinese time limits count working days (工作日): a timer ``P3D`` marked ``working_days``
 is due three working days later on the kernel calendar, at the same time of day in
-China time. A cycle ``R3/PT1H`` fires once, after its first interval (repeating timers
-are outside the executable subset; the validator reports them).
+China time. A cycle ``R3/PT1H`` is due after its first interval, then (on a
+non-interrupting boundary event, see ``next_cycle_due``) every interval after the
+previous firing until it has fired n times (``R/PT1H``: while the activity waits).
+``R2/2030-01-01T09:00:00/P1D`` first fires at the start date; ``R2/P1D/<end>`` never
+fires after the end date.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -82,17 +86,80 @@ def due_at(
 ) -> datetime:
     text = _text(timer, variables)
     if timer.kind == "date":
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise _bad(text, "not an ISO 8601 date-time") from None
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=CST)
+        return _date(text)
     if timer.kind == "cycle":
-        parts = text.split("/")
-        if len(parts) < 2 or not parts[0].startswith("R"):
-            raise _bad(text, "a cycle is Rn/duration")
-        text = parts[-1]
+        cycle = parse_cycle(text)
+        if cycle.start is not None:
+            return cycle.start
+        first = _plus(cycle.delta, cycle.whole_days, timer, now, calendar)
+        return first if cycle.end is None or first <= cycle.end else cycle.end
     delta, whole_days = parse_duration(text)
+    return _plus(delta, whole_days, timer, now, calendar)
+
+
+def _plus(
+    delta: timedelta,
+    whole_days: int | None,
+    timer: Timer,
+    moment: datetime,
+    calendar: WorkCalendar | None,
+) -> datetime:
     if timer.working_days and whole_days is not None:
-        return after_working_days(calendar, now, whole_days)
-    return now + delta
+        return after_working_days(calendar, moment, whole_days)
+    return moment + delta
+
+
+@dataclass(frozen=True)
+class Cycle:
+    repetitions: int | None  # None: unbounded (``R/…``)
+    delta: timedelta
+    whole_days: int | None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad(text, "not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=CST)
+
+
+def parse_cycle(text: str) -> Cycle:
+    """``Rn/duration``, ``Rn/start/duration`` or ``Rn/duration/end`` (ISO 8601)."""
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not parts[0].startswith("R"):
+        raise _bad(text, "a cycle is Rn/duration")
+    count = parts[0][1:]
+    if count and not count.isdigit():
+        raise _bad(text, "a cycle is Rn/duration")
+    repetitions = int(count) if count else None
+    if len(parts) == 2:
+        delta, whole = parse_duration(parts[1])
+        return Cycle(repetitions, delta, whole)
+    if parts[1].startswith("P"):
+        delta, whole = parse_duration(parts[1])
+        return Cycle(repetitions, delta, whole, end=_date(parts[2]))
+    delta, whole = parse_duration(parts[2])
+    return Cycle(repetitions, delta, whole, start=_date(parts[1]))
+
+
+def next_cycle_due(
+    timer: Timer,
+    previous: datetime,
+    fired: int,
+    variables: Mapping[str, Any],
+    calendar: WorkCalendar | None,
+) -> datetime | None:
+    """When a cycle that has fired ``fired`` times (the last at ``previous``) fires
+    next, or None when it is done (n firings, or past its end date)."""
+    if timer.kind != "cycle":
+        return None
+    cycle = parse_cycle(_text(timer, variables))
+    if cycle.repetitions is not None and fired >= cycle.repetitions:
+        return None
+    following = _plus(cycle.delta, cycle.whole_days, timer, previous, calendar)
+    if cycle.end is not None and following > cycle.end:
+        return None
+    return following

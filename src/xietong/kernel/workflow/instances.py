@@ -244,7 +244,7 @@ def jump(ctx: Context, actor: Actor, instance_id: int, node_id: str) -> Instance
             cancelled.append(token.node_id)
             runtime.cancel_token(run, state, token, "jump")
         run.history(state, "jump", node_id=node_id, details={"from": cancelled})
-        token = tokens.new_token(run, state, node_id)
+        token = tokens.jump_token(run, state, node_id)
         runtime.drive(run, state, [token])
         uow.record(
             "workflow.instance.jump",

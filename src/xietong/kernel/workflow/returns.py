@@ -23,13 +23,14 @@ from sqlalchemy import select
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor, authorize
+from xietong.kernel.bus import schedule_job
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput
 from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow import runtime, tokens
 from xietong.kernel.workflow import tasks as task_rules
 from xietong.kernel.workflow._ops import flush_task, holder, load_task, require_status
-from xietong.kernel.workflow._run import InstanceState, Run
+from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run
 from xietong.kernel.workflow.store import ALIVE_TOKEN, WfHistory, WfTask, WfToken
 from xietong.kernel.workflow.views import TaskView
 
@@ -304,23 +305,33 @@ def _undo_move(run: Run, state: InstanceState, task: WfTask, token: WfToken) -> 
     moved = list(run.session.scalars(select(WfToken).where(WfToken.origin_task_id == task.id)))
     if not moved:
         raise _already_started()
+    undo: dict[int, WfToken] = {}  # live tokens that stand where this completion led
+    joins: list[tuple[WfToken, WfToken]] = []  # (an arrival this task made, the join's out)
     for t in moved:
         node = state.graph.nodes.get(t.node_id)
-        if t.status not in ALIVE_TOKEN:
-            # a token that ended at a splitting gateway only passed through it
-            splits = node is not None and len(state.graph.outgoing(node.id)) > 1
-            if not (t.status == "done" and splits and "joined_into" not in (t.state or {})):
-                raise _already_started()
+        if t.status in ALIVE_TOKEN:
+            _check_untouched(run, state, t, task.id)
+            undo[t.id] = t
             continue
-        if node is None or node.kind in ("service_task", "call"):
-            raise _already_started()  # a call to another system may have happened
-        # the tasks this completion created (the token may have held earlier ones)
-        created = select(WfTask).where(WfTask.token_id == t.id, WfTask.previous_task_id == task.id)
-        for other in run.session.scalars(created):
-            if not _untouched(other):
+        joined_into = (t.state or {}).get("joined_into")
+        if t.status == "done" and joined_into is not None:
+            # the branch's arrival fired (or joined) a parallel join: what left the join
+            # must still stand untouched at its next wait
+            out = run.session.get(WfToken, joined_into)
+            if out is None or out.status not in ALIVE_TOKEN:
                 raise _already_started()
-    for t in moved:
+            _check_untouched(run, state, out, None)
+            undo[out.id] = out
+            joins.append((t, out))
+            continue
+        # a token that ended at a splitting gateway only passed through it
+        splits = node is not None and len(state.graph.outgoing(node.id)) > 1
+        if not (t.status == "done" and splits):
+            raise _already_started()
+    for t in undo.values():
         runtime.cancel_token(run, state, t, "withdraw")
+    for arrival, out in joins:
+        _rearm(run, state, arrival, out)
     fork_id = run.session.scalar(
         select(WfHistory.fork_id).where(
             WfHistory.task_id == task.id, WfHistory.kind == "task.completed"
@@ -328,6 +339,18 @@ def _undo_move(run: Run, state: InstanceState, task: WfTask, token: WfToken) -> 
     )
     fresh = tokens.new_token(run, state, task.node_id, fork_id=fork_id, status="waiting")
     fresh.state = {**(token.state or {}), "group": task.group_id}
+    # the activity waits again: its boundary timers run anew from now, its 超时 job
+    # keeps the task's deadline (both were dropped when the token left)
+    node = state.graph.nodes[task.node_id]
+    runtime.arm_boundaries(run, state, fresh, node)
+    if node.timeout is not None and task.due_at is not None:
+        schedule_job(
+            run.session,
+            JOB_TIMEOUT,
+            due_at=task.due_at,
+            key=f"timeout:{fresh.id}",
+            payload={"instance": state.row.id, "token": fresh.id, "node": node.id},
+        )
     for other in task_rules.group_tasks(run, task.group_id):
         if other.id == task.id or (
             other.status == "cancelled" and other.cancel_reason == "decided"
@@ -337,6 +360,43 @@ def _undo_move(run: Run, state: InstanceState, task: WfTask, token: WfToken) -> 
                 other.status, other.cancel_reason, other.completed_at = "open", None, None
     _reopen(task)
     task.token_id = fresh.id
+
+
+def _check_untouched(run: Run, state: InstanceState, token: WfToken, made_by: int | None) -> None:
+    """Refuse unless ``token`` waits where nobody has started work: no service call or
+    sub-process may have begun, and its tasks (those ``made_by`` that completion, or all
+    of them) are neither claimed nor worked."""
+    node = state.graph.nodes.get(token.node_id)
+    if node is None or node.kind in ("service_task", "call"):
+        raise _already_started()  # a call to another system may have happened
+    created = select(WfTask).where(WfTask.token_id == token.id)
+    if made_by is not None:
+        created = created.where(WfTask.previous_task_id == made_by)
+    for other in run.session.scalars(created):
+        if other.status == "cancelled":
+            continue
+        if not _untouched(other):
+            raise _already_started()
+
+
+def _rearm(run: Run, state: InstanceState, arrival: WfToken, out: WfToken) -> None:
+    """Undo a join's firing: the other arrivals it consumed wait at the join again."""
+    for sibling in run.session.scalars(
+        select(WfToken).where(
+            WfToken.instance_id == state.row.id,
+            WfToken.node_id == arrival.node_id,
+            WfToken.status == "done",
+        )
+    ):
+        if (sibling.state or {}).get("joined_into") == out.id and sibling.id != arrival.id:
+            tokens.new_token(
+                run,
+                state,
+                sibling.node_id,
+                fork_id=sibling.fork_id,
+                via=sibling.arrived_via,
+                status="waiting",
+            )
 
 
 def reclaim(ctx: Context, actor: Actor, task_id: int) -> TaskView:

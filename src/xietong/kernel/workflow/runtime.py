@@ -147,7 +147,7 @@ def enter(run: Run, state: InstanceState, token: WfToken) -> list[WfToken]:
         end_instance(run, state, "completed", reason="terminate_end")
         return []
     token.status = "waiting"
-    _arm_boundaries(run, state, token, node)
+    arm_boundaries(run, state, token, node)
     if kind == "user_task":
         # 退回 sets ``return_to``: the task goes back to whoever handled the node before
         task_rules.create_user_tasks(run, state, token, node, assignee=token.state.get("return_to"))
@@ -176,7 +176,7 @@ def enter(run: Run, state: InstanceState, token: WfToken) -> list[WfToken]:
     return []
 
 
-def _arm_boundaries(run: Run, state: InstanceState, token: WfToken, node: Node) -> None:
+def arm_boundaries(run: Run, state: InstanceState, token: WfToken, node: Node) -> None:
     for boundary in state.graph.boundaries(node.id):
         if boundary.kind != "timer" or boundary.timer is None:
             continue

@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import select
 
 from xietong.kernel.access import WORKER
-from xietong.kernel.bus import ScheduledJob, complete_job, register_job_handler
+from xietong.kernel.bus import ScheduledJob, complete_job, register_job_handler, schedule_job
 from xietong.kernel.context import Context
 from xietong.kernel.errors import NotFound, RateLimited
 from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow import runtime, tokens
+from xietong.kernel.workflow._durations import next_cycle_due
 from xietong.kernel.workflow._ops import finish_task
 from xietong.kernel.workflow._run import JOB_TIMEOUT, JOB_TIMER, InstanceState, Run
 from xietong.kernel.workflow.operations import remind
@@ -66,8 +67,35 @@ def _handle(ctx: Context, job: ScheduledJob, kind: str) -> None:
             action = f"workflow.{kind}.fire"
         uow.record(action, f"process_instance:{state.row.id}", dict(job.payload))
         complete_job(uow.session, job)
+        _repeat(run, state, token, job)
         run.finish()
         uow.commit()
+
+
+def _repeat(run: Run, state: InstanceState, token: WfToken, job: ScheduledJob) -> None:
+    """A non-interrupting boundary cycle (e.g. a reminder ``R3/PT1H``) is scheduled
+    again, under the same key, while its activity still waits: the job row goes back to
+    pending at the next firing (the runner's own completion of this run no longer
+    matches it), and leaving the activity deletes it as before."""
+    boundary_id = job.payload.get("boundary")
+    if boundary_id is None or token.status != "waiting" or token.node_id != job.payload["node"]:
+        return
+    boundary = state.graph.nodes.get(boundary_id)
+    if boundary is None or boundary.cancel_activity or boundary.timer is None:
+        return
+    fired = int(job.payload.get("fired", 1))
+    following = next_cycle_due(
+        boundary.timer, job.due_at, fired, run.variables(state), run.ctx.calendar
+    )
+    if following is None:
+        return
+    schedule_job(
+        run.session,
+        JOB_TIMER,
+        due_at=following,
+        key=job.key,
+        payload={**job.payload, "fired": fired + 1},
+    )
 
 
 def fire_timer(ctx: Context, job: ScheduledJob) -> None:

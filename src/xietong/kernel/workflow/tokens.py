@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 
 from xietong.kernel import clock
+from xietong.kernel.errors import InvalidInput
 from xietong.kernel.workflow._run import InstanceState, Run
 from xietong.kernel.workflow.model import Node, ProcessGraph
 from xietong.kernel.workflow.store import ALIVE_TOKEN, WfFork, WfToken
@@ -35,9 +36,10 @@ def new_token(
     fork_id: int | None = None,
     via: str | None = None,
     status: str = "active",
+    token_id: int | None = None,
 ) -> WfToken:
     token = WfToken(
-        id=run.new_id("wf_token"),
+        id=token_id if token_id is not None else run.new_id("wf_token"),
         instance_id=state.row.id,
         node_id=node_id,
         status=status,
@@ -155,6 +157,107 @@ def join(run: Run, state: InstanceState, token: WfToken, node: Node) -> WfToken 
         end_token(t, "done")
         t.state = {"joined_into": out.id}
     return out
+
+
+def jump_token(run: Run, state: InstanceState, node_id: str) -> WfToken:
+    """The token a 跳转 to ``node_id`` starts, with the branches its joins will need.
+
+    Jumping into one branch of a parallel block means: that branch runs again, and the
+    block's other branches count as finished. For every parallel join the target
+    reaches on only some of its incoming flows (``blocked_joins``), a split is made
+    for that join — one branch per incoming flow — and a token waits at the join on
+    each flow the target cannot reach; the jumped token runs in the branch of the flow
+    it does reach. The join then fires when the jumped branch arrives, and the merged
+    token leaves the made split, exactly as after a real fork. Nested blocks give
+    nested splits (the innermost join is the nearest). A target that reaches a join by
+    several but not all of its flows sits before a split of its own that cannot feed
+    that join alone: such a jump is refused (``jump_into_branch``).
+    """
+    parent: int | None = None
+    via: str | None = None
+    for join_id, reached in reversed(blocked_joins(state.graph, node_id)):
+        if len(reached) != 1:
+            raise InvalidInput(
+                f"不能跳转到节点 {node_id}：它不能单独走到汇合节点 {join_id}",
+                f"Cannot jump to {node_id}: it cannot reach join {join_id} on its own",
+                code="jump_into_branch",
+                details={"node": node_id, "join": join_id},
+            )
+        incoming = state.graph.incoming(join_id)
+        # a split is named by a token id: here, that of its first waiting arrival
+        split = run.new_id("wf_token")
+        forks = {}
+        for flow in incoming:
+            fork = WfFork(
+                id=run.new_id("wf_fork"),
+                instance_id=state.row.id,
+                node_id=join_id,
+                split_id=split,
+                parent_fork_id=parent,
+                branches=len(incoming),
+                created_at=clock.now(),
+            )
+            run.session.add(fork)
+            forks[flow.id] = fork.id
+        waiting = [flow.id for flow in incoming if flow.id not in reached]
+        for index, flow_id in enumerate(waiting):
+            new_token(
+                run,
+                state,
+                join_id,
+                fork_id=forks[flow_id],
+                via=flow_id,
+                status="waiting",
+                token_id=split if index == 0 else None,
+            )
+        (flow_id,) = reached
+        parent = forks[flow_id]
+        if join_id == node_id:
+            via = flow_id  # a jump onto the join itself arrives on one of its flows
+    return new_token(run, state, node_id, fork_id=parent, via=via)
+
+
+def blocked_joins(graph: ProcessGraph, node_id: str) -> list[tuple[str, frozenset[str]]]:
+    """Parallel joins ``node_id`` reaches on only some incoming flows, nearest first,
+    each with the flows it reaches (without passing the join itself: a loop back to
+    the block's split does not count)."""
+    order: list[str] = []
+    seen = {node_id}
+    frontier = [node_id]
+    while frontier:  # breadth first: nearer joins (inner blocks) come first
+        following = []
+        for current in frontier:
+            node = graph.nodes[current]
+            if node.kind == "parallel" and len(graph.incoming(current)) > 1:
+                order.append(current)
+            for flow in graph.outgoing(current):
+                if flow.target not in seen:
+                    seen.add(flow.target)
+                    following.append(flow.target)
+        frontier = following
+    found = []
+    for join_id in order:
+        incoming = graph.incoming(join_id)
+        if join_id == node_id:
+            found.append((join_id, frozenset({incoming[0].id})))
+            continue
+        reach = _reach_avoiding(graph, node_id, join_id)
+        reached = frozenset(f.id for f in incoming if f.source == node_id or f.source in reach)
+        if len(reached) < len(incoming):
+            found.append((join_id, reached))
+    return found
+
+
+def _reach_avoiding(graph: ProcessGraph, start: str, avoid: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [f.target for f in graph.outgoing(start)]
+    while stack:
+        current = stack.pop()
+        if current in seen or current == avoid:
+            continue
+        seen.add(current)
+        stack.extend(f.target for f in graph.outgoing(current))
+    return seen
 
 
 _REACH: dict[int, tuple[ProcessGraph, dict[str, frozenset[str]]]] = {}
