@@ -117,3 +117,28 @@ def test_tasks_over_http(world: World) -> None:
 
 def test_reading_needs_a_login(world: World) -> None:
     assert world.client.get(API).status_code == 401
+
+
+def test_closure_without_evidence_is_422(world: World) -> None:
+    client = world.client
+    head = world.token("head_a")
+    task = client.post(API, json=body("可销号任务"), headers=head).json()
+    assert (
+        client.post(
+            f"{API}/{task['id']}/progress", json={"percent": 100, "text": "完成"}, headers=head
+        ).status_code
+        == 201
+    )
+    before = size(world)
+    error(
+        client.post(f"{API}/{task['id']}/closure", json={"evidence": []}, headers=head),
+        422,
+        "evidence_required",
+    )
+    assert size(world) == before
+    made = client.post(
+        f"{API}/{task['id']}/closure",
+        json={"evidence": [{"name": "验收单.pdf", "sha256": "c" * 64}], "note": "已完成"},
+        headers=head,
+    )
+    assert made.status_code == 201 and made.json()["status"] == "pending"

@@ -98,7 +98,16 @@ def api_routers() -> list[APIRouter]:
 
 @hookimpl
 def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
-    return []
+    from xietong.apps.tasks import closure
+
+    return [
+        ("tasks.closure.decided", "workflow.task.completed", closure.on_workflow_task_completed),
+        (
+            "tasks.closure.terminated",
+            "workflow.instance.terminated",
+            closure.on_workflow_instance_terminated,
+        ),
+    ]
 
 
 @hookimpl

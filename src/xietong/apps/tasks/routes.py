@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.tasks import queries, rights, service
+from xietong.apps.tasks import closure, queries, rights, service
 from xietong.apps.tasks.rules import TaskInput, TaskPatch
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -114,6 +114,11 @@ class CommentIn(Strict):
     text: str = Field(max_length=4000)
 
 
+class ClosureIn(Strict):
+    evidence: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+    note: str = Field(default="", max_length=4000)
+
+
 class CapacityIn(Strict):
     capacity: float
 
@@ -205,3 +210,9 @@ def report_progress(task_id: int, body: ProgressIn, ctx: CtxDep, actor: Reporter
 @router.post("/{task_id}/comments", status_code=201)
 def add_comment(task_id: int, body: CommentIn, ctx: CtxDep, actor: Reporter) -> Any:
     return asdict(service.add_comment(ctx, actor, task_id, body.text))
+
+
+@router.post("/{task_id}/closure", status_code=201)
+def request_closure(task_id: int, body: ClosureIn, ctx: CtxDep, actor: Manager) -> Any:
+    evidence = [a.model_dump() for a in body.evidence]
+    return asdict(closure.request_closure(ctx, actor, task_id, evidence, body.note))
