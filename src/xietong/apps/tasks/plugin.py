@@ -1,5 +1,120 @@
-"""The tasks app's hook implementations (none yet: the analysis engine needs no hooks).
+"""The tasks app's hook implementations: tables, actions, routes, consumers, jobs, demo.
 
-``xietong.plugins`` imports ``xietong.apps.<name>.plugin`` for every app package, so this
-module must exist as soon as the package does.
+Routes, consumers and the demo are imported inside the hooks, not at module level: the
+plugin manager imports this module while it is being built, and the routes ask it for
+actions.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from xietong.apps.tasks import rights
+from xietong.kernel.access import Role, register_action
+from xietong.kernel.hooks import hookimpl
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from xietong.kernel.access import Actor
+    from xietong.kernel.context import Context
+
+
+@hookimpl
+def model_modules() -> list[str]:
+    return ["xietong.apps.tasks.models"]
+
+
+@hookimpl
+def register_actions() -> None:
+    register_action(
+        rights.READ,
+        "authenticated",
+        [],
+        "查看本部门参与的任务",
+        "Read the tasks one's departments take part in",
+        read_only=True,
+    )
+    register_action(
+        rights.MANAGE,
+        "department",
+        [Role.HEAD, Role.SUPERVISOR],
+        "创建、分解、调整任务与依赖，申请销号",
+        "Create, decompose and change tasks and dependencies; request closure",
+    )
+    register_action(
+        rights.REPORT,
+        "department",
+        rights.OFFICE_ROLES,
+        "报送任务进展、发表协调意见",
+        "Report progress and comment on a task",
+    )
+    register_action(
+        rights.SUPERVISE,
+        "department",
+        [Role.SUPERVISOR],
+        "督办：发督办通知、催办、升级",
+        "Supervise: send notices, urge, escalate",
+    )
+    register_action(
+        rights.ANALYSE,
+        "authenticated",
+        [],
+        "查看任务分析（关键路径、阻塞、负荷、推演）",
+        "Read task analysis (critical path, blocking, load, what-if)",
+        read_only=True,
+    )
+    register_action(
+        rights.CAPACITY,
+        "global",
+        [Role.SUPERVISOR],
+        "设定部门任务承载能力",
+        "Set departments' task capacity",
+    )
+    register_action(
+        rights.INSPECT,
+        "department",
+        [Role.HEAD, Role.SUPERVISOR],
+        "双随机抽取与结果公示",
+        "Random inspection draws and publishing results",
+    )
+    register_action(
+        rights.PUBLIC_RESULTS,
+        "public",
+        [],
+        "查看已公示的双随机抽查结果",
+        "Read published random inspection results",
+        read_only=True,
+    )
+
+
+@hookimpl
+def api_routers() -> list[APIRouter]:
+    from xietong.apps.tasks.routes import router
+
+    return [router]
+
+
+@hookimpl
+def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
+    from xietong.apps.tasks import closure
+
+    return [
+        ("tasks.closure.decided", "workflow.task.completed", closure.on_workflow_task_completed),
+        (
+            "tasks.closure.terminated",
+            "workflow.instance.terminated",
+            closure.on_workflow_instance_terminated,
+        ),
+    ]
+
+
+@hookimpl
+def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
+    return []
+
+
+@hookimpl
+def nav_items(actor: Actor) -> list[dict[str, Any]]:
+    return []
