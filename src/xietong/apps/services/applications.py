@@ -1,0 +1,494 @@
+"""办件: submit once, read one's applications, answer a 补正 request.
+
+Submission is idempotent per applicant and ``Idempotency-Key``: the same key with the
+same body returns the application already made (``created`` is False); the same key
+with another body is a conflict. Two concurrent submissions with one key race on the
+unique (applicant, key) constraint: the loser's transaction rolls back — its number
+too, so numbers stay gap-free — and it returns the winner's application.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from xietong.apps.services import forms, numbering, progress
+from xietong.apps.services.events import MODULE, ApplicationSubmitted
+from xietong.apps.services.models import (
+    Application,
+    ApplicationMaterial,
+    Bundle,
+    Matter,
+    Rating,
+    Rectification,
+    ResultDocument,
+    SubCase,
+    Upload,
+)
+from xietong.apps.services.views import (
+    ApplicationView,
+    DocumentView,
+    MaterialView,
+    SubCaseView,
+)
+from xietong.apps.services.vocab import (
+    RATING_LEVELS,
+    SUB_CASE_STATUS_ZH,
+    BundleStatus,
+    SubCaseStatus,
+)
+from xietong.kernel import clock
+from xietong.kernel.access import Actor, Resource, authorize, can
+from xietong.kernel.calendar import to_local_date
+from xietong.kernel.context import Context
+from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from xietong.kernel.org.models import Department
+from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workflow._run import Run
+from xietong.kernel.workflow.events import InstanceResumed
+
+SUBMIT = "services.application.submit"
+READ_STAFF = "services.sub_case.read"
+MAX_KEY = 128
+
+
+def _digest(bundle_code: str, form: dict[str, Any], materials: dict[str, str]) -> str:
+    body = json.dumps([bundle_code, form, materials], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def submit(
+    ctx: Context,
+    actor: Actor,
+    bundle_code: str,
+    form: dict[str, Any],
+    materials: dict[str, str],
+    idempotency_key: str,
+) -> ApplicationView:
+    """Apply once for a bundle: the merged form, each material once (by SHA-256)."""
+    authorize(actor, SUBMIT)
+    if actor.kind != "user" or actor.id is None:
+        raise InvalidInput(
+            "仅个人账号可申请", "Only a person's account may apply", code="not_a_user"
+        )
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > MAX_KEY:
+        raise InvalidInput(
+            "请提供 Idempotency-Key（1–128 个字符）",
+            "An Idempotency-Key (1–128 characters) is required",
+            code="idempotency_key_required",
+        )
+    if not isinstance(form, dict) or not isinstance(materials, dict):
+        raise InvalidInput(
+            "申请表与材料须为对象", "Form and materials must be objects", code="invalid_form"
+        )
+    digest = _digest(bundle_code, form, materials)
+    found = _existing(ctx, actor.id, key, digest)
+    if found is not None:
+        return found
+    try:
+        return _submit(ctx, actor, bundle_code, form, materials, key, digest)
+    except IntegrityError:
+        found = _existing(ctx, actor.id, key, digest)
+        if found is None:
+            raise
+        return found
+
+
+def _existing(ctx: Context, user_id: int, key: str, digest: str) -> ApplicationView | None:
+    with ctx.db.read() as session:
+        row = session.scalar(
+            select(Application).where(
+                Application.applicant_user_id == user_id, Application.idempotency_key == key
+            )
+        )
+        if row is None:
+            return None
+        if row.request_digest != digest:
+            raise Conflict(
+                "该 Idempotency-Key 已用于另一份申请",
+                "This Idempotency-Key was used for a different application",
+                code="idempotency_key_reused",
+                details={"number": row.number},
+            )
+        return application_view(session, row)
+
+
+def _submit(
+    ctx: Context,
+    actor: Actor,
+    bundle_code: str,
+    form: dict[str, Any],
+    materials: dict[str, str],
+    key: str,
+    digest: str,
+) -> ApplicationView:
+    with UnitOfWork(ctx, actor) as uow:
+        session = uow.session
+        bundle = session.scalar(select(Bundle).where(Bundle.code == bundle_code))
+        if bundle is None or bundle.status != BundleStatus.PUBLISHED:
+            raise NotFound(
+                f"一件事不存在或未发布：{bundle_code}",
+                f"No published bundle {bundle_code}",
+                code="bundle_not_found",
+            )
+        forms.validate(bundle.merged_form, form, what_zh="申请表", what_en="The form")
+        uploads = _materials(session, actor.id or 0, bundle.merged_materials, materials)
+        now = clock.now()
+        today = to_local_date(now)
+        number = numbering.next_number(session, bundle.region_code, today)
+        due = (
+            ctx.calendar.add_working_days(today, bundle.promised_days, bundle.region_code)
+            if ctx.calendar
+            else None
+        )
+        app = Application(
+            number=number,
+            bundle_id=bundle.id,
+            applicant_user_id=actor.id,
+            applicant_name=actor.display_name or actor.name,
+            idempotency_key=key,
+            request_digest=digest,
+            form=form,
+            status="processing",
+            submitted_at=now,
+            due_date=due.day if due else today,
+            due_estimated=bool(due and due.estimated),
+        )
+        session.add(app)
+        session.flush()
+        for material in bundle.merged_materials:
+            upload = uploads.get(material["code"])
+            if upload is None:
+                continue
+            session.add(
+                ApplicationMaterial(
+                    application_id=app.id,
+                    code=material["code"],
+                    name=material["name"],
+                    sha256=upload.sha256,
+                    size=upload.size,
+                    media_type=upload.media_type,
+                    filename=upload.filename,
+                    uploaded_at=now,
+                )
+            )
+        from xietong.apps.services.bundles import _members
+
+        for position, (_link, matter) in enumerate(_members(session, bundle.id)):
+            own = set(matter.form_schema.get("properties", {}))
+            session.add(
+                SubCase(
+                    application_id=app.id,
+                    matter_id=matter.id,
+                    department_id=matter.department_id,
+                    position=position,
+                    status=SubCaseStatus.WAITING.value,
+                    form={k: v for k, v in form.items() if k in own},  # data minimisation
+                    outputs={},
+                )
+            )
+        session.flush()
+        uow.record(
+            "services.application.submit",
+            f"services.application:{number}",
+            {"bundle": bundle.code, "materials": sorted(uploads), "idempotency_key": key},
+        )
+        uow.emit(ApplicationSubmitted(number, bundle.code), MODULE)
+        run = Run(uow)
+        progress.advance(progress.Case(run, app))
+        run.finish()
+        view = application_view(session, app, created=True)
+        uow.commit()
+    return view
+
+
+def _materials(
+    session: Session, user_id: int, wanted: list[dict[str, Any]], given: dict[str, str]
+) -> dict[str, Upload]:
+    codes = {m["code"]: m for m in wanted}
+    unknown = sorted(set(given) - set(codes))
+    if unknown:
+        raise InvalidInput(
+            f"本一件事不需要材料：{unknown[0]}",
+            f"Unknown material: {unknown[0]}",
+            code="unknown_material",
+            details={"unknown": unknown},
+        )
+    missing = [m["name"] for m in wanted if m.get("required") and not given.get(m["code"])]
+    if missing:
+        raise InvalidInput(
+            f"缺少材料：{'、'.join(missing)}",
+            f"Missing materials: {', '.join(missing)}",
+            code="missing_material",
+            details={"missing": missing},
+        )
+    found: dict[str, Upload] = {}
+    for code, sha in given.items():
+        upload = session.scalar(
+            select(Upload).where(Upload.user_id == user_id, Upload.sha256 == str(sha).lower())
+        )
+        if upload is None:
+            raise InvalidInput(
+                f"材料 {codes[code]['name']} 未上传（{str(sha)[:12]}…）",
+                f"Material {code} was not uploaded by you",
+                code="material_not_uploaded",
+                details={"material": code},
+            )
+        found[code] = upload
+    return found
+
+
+def load_application(session: Session, number: str) -> Application:
+    row = session.scalar(select(Application).where(Application.number == number))
+    if row is None:
+        raise NotFound.of("办件", "Application", number)
+    return row
+
+
+def may_read(session: Session, actor: Actor, app: Application) -> bool:
+    if actor.kind == "user" and actor.id == app.applicant_user_id:
+        return True
+    if actor.is_admin:
+        return True
+    departments = session.scalars(
+        select(SubCase.department_id).where(SubCase.application_id == app.id)
+    )
+    return any(
+        can(actor, READ_STAFF, Resource(kind="services.sub_case", department_id=d))
+        for d in departments
+    )
+
+
+def get_application(ctx: Context, actor: Actor, number: str) -> ApplicationView:
+    authorize(actor, "services.application.read")
+    with ctx.db.read() as session:
+        app = load_application(session, number)
+        if not may_read(session, actor, app):
+            raise Forbidden(
+                "无权查看该办件", "Not allowed to read this application", code="forbidden"
+            )
+        return application_view(session, app)
+
+
+def my_applications(ctx: Context, actor: Actor) -> list[ApplicationView]:
+    authorize(actor, "services.application.read")
+    with ctx.db.read() as session:
+        rows = session.scalars(
+            select(Application)
+            .where(Application.applicant_user_id == actor.id)
+            .order_by(Application.id.desc())
+            .limit(200)
+        )
+        return [application_view(session, row) for row in rows]
+
+
+def application_view(
+    session: Session, app: Application, *, created: bool = False
+) -> ApplicationView:
+    bundle = session.get_one(Bundle, app.bundle_id)
+    names = dict(session.execute(select(Department.id, Department.name)).all())
+    subs = list(
+        session.scalars(
+            select(SubCase).where(SubCase.application_id == app.id).order_by(SubCase.position)
+        )
+    )
+    matters = {
+        m.id: m
+        for m in session.scalars(select(Matter).where(Matter.id.in_([s.matter_id for s in subs])))
+    }
+    from xietong.apps.services.models import BundleMatter
+
+    links = {
+        bm.matter_id: bm
+        for bm in session.scalars(select(BundleMatter).where(BundleMatter.bundle_id == bundle.id))
+    }
+    docs = session.scalars(
+        select(ResultDocument)
+        .where(ResultDocument.application_id == app.id)
+        .order_by(ResultDocument.id)
+    )
+    ratings = session.scalars(
+        select(Rating).where(Rating.application_id == app.id).order_by(Rating.id)
+    )
+    fixes = session.scalars(
+        select(Rectification)
+        .where(Rectification.application_id == app.id)
+        .order_by(Rectification.id)
+    )
+    return ApplicationView(
+        id=app.id,
+        number=app.number,
+        bundle_code=bundle.code,
+        bundle_name=bundle.name,
+        applicant_name=app.applicant_name,
+        status=app.status,
+        submitted_at=app.submitted_at,
+        due_date=app.due_date,
+        due_estimated=app.due_estimated,
+        delivered_at=app.delivered_at,
+        sub_cases=[
+            SubCaseView(
+                id=s.id,
+                matter_code=matters[s.matter_id].code,
+                matter_name=matters[s.matter_id].name,
+                department_id=s.department_id,
+                department_name=names.get(s.department_id, ""),
+                status=s.status,
+                status_zh=SUB_CASE_STATUS_ZH[SubCaseStatus(s.status)],
+                instance_id=s.instance_id,
+                outputs=dict(s.outputs or {}),
+                opinion=s.opinion,
+                refusal_kind=s.refusal_kind,
+                reason=s.reason,
+                supplement=s.supplement,
+                started_at=s.started_at,
+                due_date=s.due_date,
+                ended_at=s.ended_at,
+                depends_on=list(links[s.matter_id].depends_on) if s.matter_id in links else [],
+            )
+            for s in subs
+        ],
+        materials=[
+            MaterialView(m.code, m.name, m.sha256, m.size, m.media_type, m.filename, m.revision)
+            for m in session.scalars(
+                select(ApplicationMaterial)
+                .where(ApplicationMaterial.application_id == app.id)
+                .order_by(ApplicationMaterial.id)
+            )
+        ],
+        documents=[
+            DocumentView(
+                d.id,
+                d.title,
+                d.sha256,
+                d.signature,
+                json.loads(d.content),
+                d.sub_case_id,
+                d.created_at,
+            )
+            for d in docs
+        ],
+        notice=app.notice,
+        ratings=[
+            {
+                "target": r.target,
+                "department_id": r.department_id,
+                "department_name": names.get(r.department_id or 0, ""),
+                "level": r.level,
+                "level_zh": RATING_LEVELS[r.level],
+                "comment": r.comment,
+            }
+            for r in ratings
+        ],
+        rectifications=[
+            {
+                "id": f.id,
+                "department_id": f.department_id,
+                "department_name": names.get(f.department_id, ""),
+                "status": f.status,
+                "due_date": f.due_date.isoformat(),
+                "outcome": f.outcome,
+            }
+            for f in fixes
+        ],
+        created=created,
+    )
+
+
+def supplement(
+    ctx: Context,
+    actor: Actor,
+    number: str,
+    sub_case_id: int,
+    fields: dict[str, Any],
+    materials: dict[str, str],
+) -> ApplicationView:
+    """The applicant answers a 补正 request once; only that matter resumes."""
+    authorize(actor, SUBMIT)
+    if not isinstance(fields, dict) or not isinstance(materials, dict):
+        raise InvalidInput(
+            "补正内容须为对象", "Fields and materials must be objects", code="invalid_form"
+        )
+    with UnitOfWork(ctx, actor) as uow:
+        session = uow.session
+        app = load_application(session, number)
+        if actor.id != app.applicant_user_id:
+            raise Forbidden(
+                "只有申请人可以补正", "Only the applicant may supplement", code="not_applicant"
+            )
+        sub = session.get(SubCase, sub_case_id)
+        if sub is None or sub.application_id != app.id:
+            raise NotFound.of("子件", "Sub-case", sub_case_id)
+        if sub.status != SubCaseStatus.SUPPLEMENT or not sub.supplement:
+            raise Conflict(
+                "该事项没有待补正的内容", "Nothing to supplement", code="no_supplement_request"
+            )
+        request = sub.supplement
+        if set(fields) != set(request.get("fields", [])) or set(materials) != set(
+            request.get("materials", [])
+        ):
+            raise InvalidInput(
+                "请按补正告知补充且仅补充所列的字段与材料",
+                "Supply exactly the fields and materials the request lists",
+                code="supplement_mismatch",
+                details={
+                    "fields": request.get("fields", []),
+                    "materials": request.get("materials", []),
+                },
+            )
+        matter = session.get_one(Matter, sub.matter_id)
+        new_form = {**sub.form, **fields}
+        forms.validate(
+            matter.form_schema, new_form, what_zh=f"“{matter.name}”补正", what_en=matter.code
+        )
+        wanted = [m for m in matter.materials if m["code"] in materials]
+        uploads = _materials(session, actor.id or 0, wanted, materials)
+        now = clock.now()
+        for code, upload in uploads.items():
+            row = session.scalar(
+                select(ApplicationMaterial).where(
+                    ApplicationMaterial.application_id == app.id, ApplicationMaterial.code == code
+                )
+            )
+            name = next(m["name"] for m in wanted if m["code"] == code)
+            if row is None:
+                row = ApplicationMaterial(application_id=app.id, code=code, name=name, revision=0)
+                session.add(row)
+            row.sha256, row.size, row.media_type = upload.sha256, upload.size, upload.media_type
+            row.filename, row.uploaded_at, row.revision = (
+                upload.filename,
+                now,
+                (row.revision or 0) + 1,
+            )
+        sub.form = new_form
+        app.form = {**app.form, **fields}
+        sub.supplement = {**request, "answered_at": now.isoformat()}
+        sub.supplements += 1
+        sub.status = SubCaseStatus.PROCESSING.value
+        run = Run(uow)
+        if sub.instance_id is not None:
+            state = run.instance(sub.instance_id)
+            if state.row.status == "suspended":
+                state.row.status = "running"
+                run.history(state, "instance.resumed", activity="补正后恢复办理")
+                row_ = state.row
+                uow.emit(
+                    InstanceResumed(row_.id, row_.process_key, row_.business_key), module="workflow"
+                )
+        case = progress.Case(run, app)
+        case.changed(next(s for s in case.subs if s.id == sub.id))
+        uow.record(
+            "services.application.supplement",
+            f"services.application:{number}",
+            {"sub_case_id": sub.id, "fields": sorted(fields), "materials": sorted(materials)},
+        )
+        run.finish()
+        view = application_view(session, app)
+        uow.commit()
+    return view

@@ -1,0 +1,304 @@
+"""How an application moves: sub-cases start when their prerequisites deliver, conclude
+with outputs that fill downstream forms, and the results go out together.
+
+Everything here runs inside the caller's unit of work (``Run``), so a clerk's decision,
+the conclusion of the sub-case, the start of the next matters' process instances and —
+when it was the last one — the signed notice commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from xietong.apps.services import results
+from xietong.apps.services.events import MODULE, ApplicationDelivered, SubCaseChanged
+from xietong.apps.services.models import Application, Bundle, BundleMatter, Matter, SubCase
+from xietong.apps.services.vocab import (
+    OPEN_SUB_CASE,
+    REFUSAL_ZH,
+    ApplicationStatus,
+    RefusalKind,
+    SubCaseStatus,
+)
+from xietong.kernel import clock
+from xietong.kernel.calendar import to_local_date
+from xietong.kernel.canonical import rfc3339
+from xietong.kernel.errors import InvalidInput
+from xietong.kernel.org.models import Department
+from xietong.kernel.workflow import runtime
+from xietong.kernel.workflow._run import Run
+from xietong.kernel.workflow.definitions import graph_of, latest_definition
+
+BUSINESS_PREFIX = "svc-sub:"
+
+
+def business_key(sub_case_id: int) -> str:
+    return f"{BUSINESS_PREFIX}{sub_case_id}"
+
+
+class Case:
+    """An application with its sub-cases, matters and bundle links, loaded for one step."""
+
+    def __init__(self, run: Run, application: Application) -> None:
+        self.run = run
+        self.session = run.session
+        self.app = application
+        self.bundle = self.session.get_one(Bundle, application.bundle_id)
+        self.subs: list[SubCase] = list(
+            self.session.scalars(
+                select(SubCase)
+                .where(SubCase.application_id == application.id)
+                .order_by(SubCase.position)
+            )
+        )
+        ids = [s.matter_id for s in self.subs]
+        self.matters = {
+            m.id: m for m in self.session.scalars(select(Matter).where(Matter.id.in_(ids)))
+        }
+        self.links = {
+            bm.matter_id: bm
+            for bm in self.session.scalars(
+                select(BundleMatter).where(BundleMatter.bundle_id == application.bundle_id)
+            )
+        }
+        self.by_code = {self.matters[s.matter_id].code: s for s in self.subs}
+
+    def matter(self, sub: SubCase) -> Matter:
+        return self.matters[sub.matter_id]
+
+    def depends_on(self, sub: SubCase) -> list[SubCase]:
+        link = self.links.get(sub.matter_id)
+        return [self.by_code[c] for c in (link.depends_on if link else []) if c in self.by_code]
+
+    def changed(self, sub: SubCase) -> None:
+        self.run.uow.emit(
+            SubCaseChanged(self.app.number, self.matter(sub).code, sub.department_id, sub.status),
+            MODULE,
+        )
+
+
+def advance(case: Case) -> None:
+    """Start every waiting sub-case whose prerequisites concluded; cancel those that
+    cannot run any more; deliver when nothing is open. Repeats until nothing moves
+    (a process that ends at once concludes its sub-case, which may unblock another)."""
+    moved = True
+    while moved:
+        moved = False
+        for sub in case.subs:
+            if sub.status != SubCaseStatus.WAITING:
+                continue
+            before = case.depends_on(sub)
+            blocked = [
+                b for b in before if b.status in (SubCaseStatus.REFUSED, SubCaseStatus.CANCELLED)
+            ]
+            if blocked:
+                names = "、".join(case.matter(b).name for b in blocked)
+                sub.status = SubCaseStatus.CANCELLED.value
+                sub.reason = f"前置事项“{names}”未能办结，本事项无法办理"
+                sub.ended_at = clock.now()
+                case.changed(sub)
+                moved = True
+            elif all(b.status == SubCaseStatus.CONCLUDED for b in before):
+                start(case, sub)
+                moved = True
+    deliver_if_done(case)
+
+
+def _fill(case: Case, sub: SubCase) -> dict[str, Any]:
+    """This matter's form: the applicant's fields it uses, plus mapped upstream outputs."""
+    form = dict(sub.form)
+    link = case.links.get(sub.matter_id)
+    for mapping in link.mappings if link else []:
+        source = case.by_code.get(mapping["from"])
+        if source is not None and mapping["output"] in source.outputs:
+            form[mapping["to"]] = source.outputs[mapping["output"]]
+    return form
+
+
+def start(case: Case, sub: SubCase) -> None:
+    from xietong.apps.services import forms
+
+    matter = case.matter(sub)
+    sub.form = _fill(case, sub)
+    forms.validate(
+        matter.form_schema, sub.form, what_zh=f"“{matter.name}”申请表", what_en=matter.code
+    )
+    run = case.run
+    definition = latest_definition(run.session, matter.process_key)
+    now = clock.now()
+    sub.status = SubCaseStatus.PROCESSING.value
+    sub.started_at = now
+    dept = case.session.get_one(Department, sub.department_id)
+    calendar = run.ctx.calendar
+    if calendar is not None:
+        sub.due_date = calendar.add_working_days(
+            to_local_date(now), matter.promised_days, dept.region_code
+        ).day
+    case.session.flush()
+    state = runtime.start_instance(
+        run,
+        definition,
+        graph_of(run.ctx.db, definition),
+        variables={
+            "application_number": case.app.number,
+            "sub_case_id": sub.id,
+            "matter_code": matter.code,
+        },
+        business_key=business_key(sub.id),
+        department_id=sub.department_id,
+    )
+    sub.instance_id = state.row.id
+    case.changed(sub)
+    if state.row.status == "completed":  # a process with no human step
+        conclude(case, sub, dict(run.variables(state)).get("outputs") or {}, None, "system")
+
+
+def check_outputs(matter: Matter, outputs: object) -> dict[str, Any]:
+    """The outputs a clerk gives on approval: every declared one, with its type."""
+    if not isinstance(outputs, dict):
+        raise InvalidInput("办理结果须为对象", "Outputs must be an object", code="invalid_outputs")
+    cleaned: dict[str, Any] = {}
+    problems: list[dict[str, str]] = []
+    checks = {
+        "string": lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 500,
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+    }
+    for spec in matter.outputs:
+        value = outputs.get(spec["name"])
+        if value is None or not checks[spec["type"]](value):
+            problems.append(
+                {
+                    "field": spec["name"],
+                    "message_zh": f"请填写{spec['title']}",
+                    "message_en": f"{spec['name']}: a {spec['type']} is required",
+                }
+            )
+            continue
+        cleaned[spec["name"]] = value.strip() if isinstance(value, str) else value
+    unknown = sorted(set(outputs) - {s["name"] for s in matter.outputs})
+    if unknown:
+        problems.append(
+            {
+                "field": unknown[0],
+                "message_zh": f"未知的办理结果：{unknown[0]}",
+                "message_en": f"Unknown output: {unknown[0]}",
+            }
+        )
+    if problems:
+        raise InvalidInput(
+            problems[0]["message_zh"],
+            problems[0]["message_en"],
+            code="invalid_outputs",
+            details={"errors": problems},
+        )
+    return cleaned
+
+
+def conclude(
+    case: Case, sub: SubCase, outputs: dict[str, Any], opinion: str | None, by: str
+) -> None:
+    """办结: keep the outputs, issue the signed result, and move the application on."""
+    matter = case.matter(sub)
+    now = clock.now()
+    sub.status = SubCaseStatus.CONCLUDED.value
+    sub.outputs = dict(outputs)
+    sub.opinion = opinion
+    sub.ended_at = now
+    sub.handled_by = by
+    dept = case.session.get_one(Department, sub.department_id)
+    results.issue(
+        case.run.ctx,
+        case.session,
+        case.app.id,
+        sub.id,
+        f"{matter.name}办理结果",
+        {
+            "kind": "result",
+            "application_number": case.app.number,
+            "matter_code": matter.code,
+            "matter_name": matter.name,
+            "department": dept.name,
+            "applicant": case.app.applicant_name,
+            "outputs": {o["title"]: outputs.get(o["name"]) for o in matter.outputs},
+            "concluded_at": rfc3339(now),
+        },
+    )
+    case.changed(sub)
+    advance(case)
+
+
+def refuse(case: Case, sub: SubCase, kind: RefusalKind, reason: str, by: str) -> None:
+    sub.status = SubCaseStatus.REFUSED.value
+    sub.refusal_kind = kind.value
+    sub.reason = reason
+    sub.ended_at = clock.now()
+    sub.handled_by = by
+    case.changed(sub)
+    advance(case)
+
+
+def consequences(case: Case) -> list[str]:
+    """What a refusal means for the rest, in the applicant's words."""
+    lines: list[str] = []
+    for sub in case.subs:
+        name = case.matter(sub).name
+        if sub.status == SubCaseStatus.REFUSED:
+            what = REFUSAL_ZH[RefusalKind(sub.refusal_kind or RefusalKind.PERMISSION)]
+            lines.append(f"“{name}”{what}：{sub.reason}")
+        elif sub.status == SubCaseStatus.CANCELLED:
+            lines.append(f"“{name}”：{sub.reason}")
+    open_ones = [case.matter(s).name for s in case.subs if s.status in OPEN_SUB_CASE]
+    done = [case.matter(s).name for s in case.subs if s.status == SubCaseStatus.CONCLUDED]
+    if lines and open_ones:
+        lines.append(f"其余事项（{'、'.join(open_ones)}）照常办理。")
+    if lines and done:
+        lines.append(f"已办结的事项（{'、'.join(done)}）结果有效。")
+    return lines
+
+
+def deliver_if_done(case: Case) -> None:
+    """一次办成: when no sub-case is open, gather every result into one signed notice."""
+    if case.app.status != ApplicationStatus.PROCESSING:
+        return
+    if any(s.status in OPEN_SUB_CASE for s in case.subs):
+        return
+    now: datetime = clock.now()
+    concluded = [s for s in case.subs if s.status == SubCaseStatus.CONCLUDED]
+    refused = [s for s in case.subs if s.status != SubCaseStatus.CONCLUDED]
+    names = dict(case.session.execute(select(Department.id, Department.name)).all())
+    content = {
+        "kind": "notice",
+        "application_number": case.app.number,
+        "bundle": case.bundle.name,
+        "applicant": case.app.applicant_name,
+        "results": [
+            {
+                "matter": case.matter(s).name,
+                "department": names.get(s.department_id, ""),
+                "outputs": {o["title"]: s.outputs.get(o["name"]) for o in case.matter(s).outputs},
+            }
+            for s in concluded
+        ],
+        "not_concluded": consequences(case),
+        "delivered_at": rfc3339(now),
+    }
+    doc = results.issue(
+        case.run.ctx, case.session, case.app.id, None, f"{case.bundle.name}办结通知书", content
+    )
+    case.session.flush()
+    case.app.status = (
+        ApplicationStatus.DELIVERED.value if concluded else ApplicationStatus.REFUSED.value
+    )
+    case.app.delivered_at = now
+    case.app.notice = {**content, "document_id": doc.id, "sha256": doc.sha256}
+    case.run.uow.record(
+        "services.application.deliver",
+        f"services.application:{case.app.number}",
+        {"concluded": len(concluded), "not_concluded": len(refused), "sha256": doc.sha256},
+    )
+    case.run.uow.emit(ApplicationDelivered(case.app.number, len(concluded), len(refused)), MODULE)

@@ -1,0 +1,371 @@
+"""The clerk's side: todo / done sub-cases, the sub-case page, 补正, approve or refuse.
+
+A clerk sees a sub-case only when holding a role in its department (or above), and the
+sub-case page shows only the fields and materials that matter needs — never the rest
+of the applicant's form (data minimisation). Each decision is one unit of work that
+completes (or suspends, or terminates) the matter's process instance and moves the
+application on (``progress``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from xietong.apps.services import progress
+from xietong.apps.services.models import Application, ApplicationMaterial, Matter, SubCase
+from xietong.apps.services.vocab import (
+    REFUSAL_ZH,
+    SUB_CASE_STATUS_ZH,
+    RefusalKind,
+    SubCaseStatus,
+)
+from xietong.kernel import clock
+from xietong.kernel.access import Actor, Resource, authorize, visible_departments
+from xietong.kernel.context import Context
+from xietong.kernel.errors import Conflict, InvalidInput, NotFound
+from xietong.kernel.org.models import Department
+from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workflow._ops import finish_task, holder, require_status
+from xietong.kernel.workflow._run import Run
+from xietong.kernel.workflow.events import InstanceSuspended
+from xietong.kernel.workflow.store import WfTask
+
+HANDLE = "services.sub_case.handle"
+READ = "services.sub_case.read"
+MAX_TEXT = 2000
+
+
+def _guard(sub: SubCase) -> Resource:
+    return Resource(kind="services.sub_case", department_id=sub.department_id, id=sub.id)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    sub_case_id: int
+    application_number: str
+    matter_code: str
+    matter_name: str
+    department_name: str
+    status: str
+    status_zh: str
+    applicant_name: str
+    started_at: Any
+    due_date: Any
+    ended_at: Any
+
+
+@dataclass(frozen=True)
+class SubCaseDetail:
+    item: WorkItem
+    form_schema: dict[str, Any]
+    form: dict[str, Any]  # only this matter's fields
+    materials: list[dict[str, Any]]  # only this matter's materials
+    outputs_spec: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    opinion: str | None
+    reason: str | None
+    supplement: dict[str, Any] | None
+    task_id: int | None
+    can_act: bool
+
+
+def _items(session: Session, stmt: Any) -> list[WorkItem]:
+    names = dict(session.execute(select(Department.id, Department.name)).all())
+    out: list[WorkItem] = []
+    for sub, app, matter in session.execute(stmt):
+        out.append(
+            WorkItem(
+                sub.id,
+                app.number,
+                matter.code,
+                matter.name,
+                names.get(sub.department_id, ""),
+                sub.status,
+                SUB_CASE_STATUS_ZH[SubCaseStatus(sub.status)],
+                app.applicant_name,
+                sub.started_at,
+                sub.due_date,
+                sub.ended_at,
+            )
+        )
+    return out
+
+
+def work_list(
+    ctx: Context, actor: Actor, *, done: bool = False, limit: int = 100
+) -> list[WorkItem]:
+    """待办: processing or awaiting 补正 in my departments; 已办: ended ones."""
+    authorize(actor, READ)
+    departments = visible_departments(actor, READ)
+    statuses = (
+        [SubCaseStatus.CONCLUDED, SubCaseStatus.REFUSED]
+        if done
+        else [SubCaseStatus.PROCESSING, SubCaseStatus.SUPPLEMENT]
+    )
+    stmt = (
+        select(SubCase, Application, Matter)
+        .join(Application, Application.id == SubCase.application_id)
+        .join(Matter, Matter.id == SubCase.matter_id)
+        .where(SubCase.status.in_([s.value for s in statuses]))
+        .order_by(SubCase.id.desc() if done else SubCase.id)
+        .limit(min(max(limit, 1), 500))
+    )
+    if departments is not None:
+        stmt = stmt.where(SubCase.department_id.in_(departments))
+    with ctx.db.read() as session:
+        return _items(session, stmt)
+
+
+def _open_task(session: Session, sub: SubCase) -> WfTask | None:
+    if sub.instance_id is None:
+        return None
+    return session.scalar(
+        select(WfTask)
+        .where(WfTask.instance_id == sub.instance_id, WfTask.status == "open")
+        .order_by(WfTask.id)
+        .limit(1)
+    )
+
+
+def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
+    authorize(actor, READ)
+    with ctx.db.read() as session:
+        sub = session.get(SubCase, sub_case_id)
+        if sub is None:
+            raise NotFound.of("子件", "Sub-case", sub_case_id)
+        authorize(actor, READ, _guard(sub))
+        app = session.get_one(Application, sub.application_id)
+        matter = session.get_one(Matter, sub.matter_id)
+        stmt = (
+            select(SubCase, Application, Matter)
+            .join(Application, Application.id == SubCase.application_id)
+            .join(Matter, Matter.id == SubCase.matter_id)
+            .where(SubCase.id == sub.id)
+        )
+        item = _items(session, stmt)[0]
+        codes = {m["code"] for m in matter.materials}
+        materials = [
+            {
+                "code": m.code,
+                "name": m.name,
+                "sha256": m.sha256,
+                "media_type": m.media_type,
+                "size": m.size,
+                "filename": m.filename,
+                "revision": m.revision,
+            }
+            for m in session.scalars(
+                select(ApplicationMaterial).where(ApplicationMaterial.application_id == app.id)
+            )
+            if m.code in codes
+        ]
+        task = _open_task(session, sub)
+        from xietong.kernel.access import can
+
+        return SubCaseDetail(
+            item=item,
+            form_schema=matter.form_schema,
+            form=dict(sub.form),
+            materials=materials,
+            outputs_spec=list(matter.outputs),
+            outputs=dict(sub.outputs or {}),
+            opinion=sub.opinion,
+            reason=sub.reason,
+            supplement=sub.supplement,
+            task_id=task.id if task else None,
+            can_act=sub.status == SubCaseStatus.PROCESSING and can(actor, HANDLE, _guard(sub)),
+        )
+
+
+def material_bytes(
+    ctx: Context, actor: Actor, sub_case_id: int, code: str
+) -> tuple[bytes, str, str]:
+    """A material of a sub-case for its department's staff (only materials it needs)."""
+    from xietong.apps.services.files import read_blob
+
+    detail = get_sub_case(ctx, actor, sub_case_id)
+    for material in detail.materials:
+        if material["code"] == code:
+            data = read_blob(ctx, material["sha256"])
+            return data, material["media_type"], material["filename"]
+    raise NotFound.of("材料", "Material", code)
+
+
+def _load(uow: UnitOfWork, sub_case_id: int) -> tuple[Run, progress.Case, SubCase]:
+    session = uow.session
+    sub = session.get(SubCase, sub_case_id)
+    if sub is None:
+        raise NotFound.of("子件", "Sub-case", sub_case_id)
+    authorize(uow.actor, HANDLE, _guard(sub))
+    app = session.get_one(Application, sub.application_id, with_for_update=not uow.ctx.db.is_sqlite)
+    run = Run(uow)
+    case = progress.Case(run, app)
+    sub = next(s for s in case.subs if s.id == sub_case_id)
+    return run, case, sub
+
+
+def _require_processing(sub: SubCase) -> None:
+    if sub.status == SubCaseStatus.SUPPLEMENT:
+        raise Conflict(
+            "该事项正在等待申请人补正",
+            "Waiting for the applicant's supplement",
+            code="awaiting_supplement",
+        )
+    if sub.status != SubCaseStatus.PROCESSING:
+        raise Conflict(
+            f"该事项当前状态为“{SUB_CASE_STATUS_ZH[SubCaseStatus(sub.status)]}”，不能办理",
+            f"The sub-case is {sub.status}; nothing to do",
+            code="sub_case_not_processing",
+            details={"status": sub.status},
+        )
+
+
+def _text(value: str | None, zh: str, en: str, *, required: bool) -> str | None:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidInput(f"请填写{zh}", f"{en} is required", code="reason_required")
+    if len(value) > MAX_TEXT:
+        raise InvalidInput(f"{zh}不能超过 {MAX_TEXT} 字", f"{en} too long", code="text_too_long")
+    return value or None
+
+
+def approve(
+    ctx: Context,
+    actor: Actor,
+    sub_case_id: int,
+    *,
+    outputs: dict[str, Any] | None = None,
+    opinion: str | None = None,
+) -> None:
+    """同意: complete the open task; when the process ends, the sub-case concludes."""
+    authorize(actor, HANDLE)
+    opinion = _text(opinion, "审批意见", "Opinion", required=False)
+    with UnitOfWork(ctx, actor) as uow:
+        run, case, sub = _load(uow, sub_case_id)
+        _require_processing(sub)
+        matter = case.matter(sub)
+        cleaned = progress.check_outputs(matter, outputs or {})
+        task = _open_task(uow.session, sub)
+        if task is None:
+            raise Conflict(
+                "该事项没有待办任务", "No open task for this sub-case", code="no_open_task"
+            )
+        state = run.instance(task.instance_id)
+        run.require_active(state)
+        require_status(task, "open")
+        on_behalf = holder(uow.session, actor, task)
+        finish_task(
+            run,
+            state,
+            task,
+            "approve",
+            opinion=opinion,
+            variables={"outputs": cleaned},
+            on_behalf_of=on_behalf,
+        )
+        uow.record(
+            "services.sub_case.approve",
+            f"services.sub_case:{sub.id}",
+            {"application": case.app.number, "matter": matter.code, "task_id": task.id},
+        )
+        if state.row.status == "completed":
+            progress.conclude(case, sub, cleaned, opinion, actor.label)
+        run.finish()
+        uow.commit()
+
+
+def refuse(ctx: Context, actor: Actor, sub_case_id: int, *, kind: str, reason: str | None) -> None:
+    """不予受理 / 不予许可 with a reason: this branch ends, dependants cannot proceed."""
+    authorize(actor, HANDLE)
+    try:
+        refusal = RefusalKind(kind)
+    except ValueError:
+        raise InvalidInput(
+            "请选择不予受理或不予许可",
+            "kind: refuse_acceptance or refuse_permission",
+            code="invalid_refusal",
+        ) from None
+    text = _text(reason, "理由", "A reason", required=True) or ""
+    with UnitOfWork(ctx, actor) as uow:
+        run, case, sub = _load(uow, sub_case_id)
+        _require_processing(sub)
+        if sub.instance_id is not None:
+            state = run.instance(sub.instance_id)
+            if state.row.status in ("running", "suspended"):
+                from xietong.kernel.workflow import runtime
+
+                runtime.end_instance(run, state, "terminated", reason=REFUSAL_ZH[refusal])
+        uow.record(
+            f"services.sub_case.{refusal.value}",
+            f"services.sub_case:{sub.id}",
+            {"application": case.app.number, "matter": case.matter(sub).code, "reason": text},
+        )
+        progress.refuse(case, sub, refusal, text, actor.label)
+        run.finish()
+        uow.commit()
+
+
+def request_supplement(
+    ctx: Context,
+    actor: Actor,
+    sub_case_id: int,
+    *,
+    reason: str | None,
+    fields: list[str] | None = None,
+    materials: list[str] | None = None,
+) -> None:
+    """补正: suspend this matter's process and tell the applicant exactly what to supply."""
+    authorize(actor, HANDLE)
+    text = _text(reason, "补正原因", "A reason", required=True)
+    fields, materials = list(fields or []), list(materials or [])
+    if not fields and not materials:
+        raise InvalidInput(
+            "请列出需补正的字段或材料",
+            "List fields or materials to supply",
+            code="empty_supplement",
+        )
+    with UnitOfWork(ctx, actor) as uow:
+        run, case, sub = _load(uow, sub_case_id)
+        _require_processing(sub)
+        matter = case.matter(sub)
+        own_fields = set(matter.form_schema.get("properties", {}))
+        own_materials = {m["code"] for m in matter.materials}
+        bad = [f for f in fields if f not in own_fields] + [
+            m for m in materials if m not in own_materials
+        ]
+        if bad:
+            raise InvalidInput(
+                f"本事项没有该字段或材料：{bad[0]}",
+                f"Not part of this matter: {bad[0]}",
+                code="unknown_supplement_item",
+                details={"unknown": bad},
+            )
+        if sub.instance_id is not None:
+            state = run.instance(sub.instance_id)
+            run.require_active(state)
+            state.row.status = "suspended"
+            run.history(state, "instance.suspended", activity="补正", details={"reason": text})
+            row = state.row
+            uow.emit(
+                InstanceSuspended(row.id, row.process_key, row.business_key), module="workflow"
+            )
+        sub.status = SubCaseStatus.SUPPLEMENT.value
+        sub.supplement = {
+            "reason": text,
+            "fields": sorted(set(fields)),
+            "materials": sorted(set(materials)),
+            "requested_at": clock.now().isoformat(),
+            "requested_by": actor.display_name or actor.name,
+        }
+        case.changed(sub)
+        uow.record(
+            "services.sub_case.request_supplement",
+            f"services.sub_case:{sub.id}",
+            {"application": case.app.number, "matter": matter.code, **sub.supplement},
+        )
+        run.finish()
+        uow.commit()
