@@ -45,3 +45,20 @@ def test_unknown_or_bad_values_are_refused(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("XIETONG_SQLITE_SYNCHRONOUS", "OFF")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_times_are_shown_in_the_configured_zone_and_unknown_zones_are_refused() -> None:
+    from datetime import UTC, date, datetime
+
+    import pytest
+    from pydantic import ValidationError
+
+    from xietong.web.rendering import local_time_filter
+
+    local = local_time_filter(Settings(timezone="Asia/Shanghai").timezone)
+    evening_utc = datetime(2026, 9, 30, 16, 30, tzinfo=UTC)
+    assert local(evening_utc) == "2026-10-01 00:30"  # the next day in 长沙
+    assert local(evening_utc, "%Y-%m-%d") == "2026-10-01"
+    assert local(date(2026, 10, 8)) == "2026-10-08" and local(None) == "—"
+    with pytest.raises(ValidationError):
+        Settings(timezone="Mars/Olympus_Mons")

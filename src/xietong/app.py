@@ -69,11 +69,13 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     from xietong.web import notify as notify_pages
     from xietong.web import pages
     from xietong.web import workflow as workflow_pages
+    from xietong.web.rendering import install_filters
 
     app.include_router(pages.router)
     app.include_router(workflow_pages.router)
     app.include_router(notify_pages.router)
     app.state.html_error = pages.html_error
+    install_filters(ctx.settings.timezone)
     for routers in manager.hook.web_routers():
         for router in routers:
             app.include_router(router)

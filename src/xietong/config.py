@@ -10,6 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -59,6 +60,19 @@ class Settings(BaseSettings):
     )
     worker_poll_s: float = Field(default=1.0, gt=0)
     language: Literal["zh-CN", "en"] = "zh-CN"
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="IANA zone in which pages show times and dates (stored times are UTC)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r}") from error
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -7,8 +7,11 @@ Templates call ``t("中文", "English")`` so both texts sit side by side in one 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -35,6 +38,32 @@ def _templates() -> Jinja2Templates:
 
 
 templates = _templates()
+
+
+MINUTES = "%Y-%m-%d %H:%M"
+
+
+def local_time_filter(timezone: str) -> Callable[..., str]:
+    """``{{ when|local }}``: an instant shown in the platform's zone (stored in UTC).
+
+    A deadline at 16:30 UTC is the next day in 长沙; showing UTC dates would put every
+    evening event on the wrong day. Plain dates are shown as they are.
+    """
+    zone = ZoneInfo(timezone)
+
+    def local(value: datetime | date | None, fmt: str = MINUTES) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, datetime):
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return aware.astimezone(zone).strftime(fmt)
+        return value.strftime("%Y-%m-%d" if fmt == MINUTES else fmt)
+
+    return local
+
+
+def install_filters(timezone: str) -> None:
+    templates.env.filters["local"] = local_time_filter(timezone)
 
 
 def language(request: Request) -> str:
