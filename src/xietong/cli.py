@@ -383,6 +383,20 @@ def process_check(
         raise typer.Exit(1)
 
 
+@process_app.command("webhook-secret")
+@handles_errors
+def process_webhook_secret(
+    url: Annotated[str, typer.Argument(help="the service task's webhook URL")],
+) -> None:
+    """服务任务回调签名密钥 / the secret service-task webhooks to URL are signed with."""
+    from xietong.kernel.workflow.services import webhook_secret
+
+    if not url.startswith(("http://", "https://")):
+        fail(f"不是 HTTP(S) 地址：{url}", f"not an HTTP(S) URL: {url}", 2)
+    with context() as ctx:
+        typer.echo(webhook_secret(ctx, url))
+
+
 def _add_app_commands() -> None:
     """Mount the command groups that apps declare (``cli_apps`` hook), once."""
     mounted = {group.name for group in app.registered_groups}

@@ -86,7 +86,7 @@ def test_every_miwg_model_through_the_cli(name: str) -> None:
 FACTS: dict[str, list[tuple[str, bool, int, int, dict[str, int]]]] = {
     "A.1.0": [("WFP-6-", False, 5, 4, {"task": 3})],
     "A.2.0": [("WFP-6-", False, 8, 9, {"task": 4})],
-    "A.3.0": [("WFP-6-", False, 10, 8, {"task": 4, "subProcess": 1, "messageEventDefinition": 1})],
+    "A.3.0": [("WFP-6-", False, 10, 8, {"task": 4, "subProcess": 1, "messageEventDefinition": 0})],
     "A.4.0": [("WFP-6-1", False, 4, 3, {"task": 2}), ("WFP-6-2", False, 13, 10, {"task": 4})],
     "B.1.0": [
         ("Process_ba16239e-181e-4b9f-bc5b-0bb2ee973450", False, 3, 2, {"task": 1}),

@@ -224,8 +224,8 @@ UNSUPPORTED = [
         ("conditionalEventDefinition", "e", "intermediateCatchEvent"),
     ),
     (
-        element("boundaryEvent", definition("messageEventDefinition"), 'attachedToRef="t"'),
-        ("messageEventDefinition", "e", "boundaryEvent"),
+        element("boundaryEvent", definition("signalEventDefinition"), 'attachedToRef="t"'),
+        ("signalEventDefinition", "e", "boundaryEvent"),
     ),
     (
         element("endEvent", definition("errorEventDefinition")),
@@ -299,6 +299,25 @@ def test_boundary_timer_non_interrupting() -> None:
     )
     boundary = report.graph.nodes["b"]
     assert (boundary.attached_to, boundary.cancel_activity) == ("t", False)
+    assert report.graph.boundaries("t") == (boundary,)
+
+
+def test_boundary_message_event() -> None:
+    report = process(
+        '<bpmn:userTask id="t" xietong:candidateRoles="reviewer"/>'
+        '<bpmn:boundaryEvent id="b" attachedToRef="t">'
+        '<bpmn:messageEventDefinition messageRef="m1"/></bpmn:boundaryEvent>',
+        before='<bpmn:message id="m1" name="withdrawn"/>',
+    )
+    assert report.graph is not None, report.unsupported
+    boundary = report.graph.nodes["b"]
+    assert (boundary.kind, boundary.message, boundary.attached_to, boundary.cancel_activity) == (
+        "message",
+        "withdrawn",
+        "t",
+        True,
+    )
+    assert report.unsupported == []
     assert report.graph.boundaries("t") == (boundary,)
 
 

@@ -365,3 +365,60 @@ def test_each_branch_of_a_split_is_its_own_scope(bed: Flowbed) -> None:
         parents = {f.parent_fork_id for f in forks}
     assert len(branches) == 3 and None not in branches
     assert len(splits) == 1 and parents == {None}
+
+
+def _cancellable(interrupting: bool) -> object:
+    """a (rev1) with a boundary message ``cancel`` (correlated on ${order}) → escalate."""
+    return graph(
+        f"bm_{int(interrupting)}",
+        [
+            node("start", "start"),
+            task("a", "rev1"),
+            node(
+                "cancel",
+                "message",
+                message="cancel",
+                correlation_key="${order}",
+                attached_to="a",
+                cancel_activity=interrupting,
+            ),
+            task("handle", "boss"),
+            node("end", "end"),
+            node("end2", "end"),
+        ],
+        [("start", "a"), ("a", "end"), ("cancel", "handle"), ("handle", "end2")],
+    )
+
+
+def test_an_interrupting_boundary_message_abandons_the_task(bed: Flowbed) -> None:
+    bed.deploy(_cancellable(True))
+    started = bed.start("bm_1", variables={"order": "A-1"})
+    other = bed.start("bm_1", variables={"order": "A-2"})
+    assert bed.waiting_nodes(started.id) == ["a", "cancel"]
+    instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
+    assert bed.waiting_nodes(started.id) == ["handle"]
+    a = next(t for t in bed.tasks(started.id, None) if t.node_id == "a")
+    assert (a.status, a.cancel_reason) == ("cancelled", "boundary_message")
+    assert bed.waiting_nodes(other.id) == ["a", "cancel"]  # the other order is untouched
+    with pytest.raises(NotFound):  # delivered once: nobody waits for it any more
+        instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
+
+
+def test_a_non_interrupting_boundary_message_runs_beside_the_task_each_time(
+    bed: Flowbed,
+) -> None:
+    bed.deploy(_cancellable(False))
+    started = bed.start("bm_0", variables={"order": "A-1"})
+    instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
+    instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
+    assert bed.waiting_nodes(started.id) == ["a", "cancel", "handle", "handle"]
+
+
+def test_leaving_the_task_ends_its_boundary_message_subscription(bed: Flowbed) -> None:
+    bed.deploy(_cancellable(True))
+    started = bed.start("bm_1", variables={"order": "A-1"})
+    operations.complete(bed.ctx, bed.actor("rev1"), bed.open_task(started.id, "a").id)
+    assert bed.instance(started.id).instance.status == "completed"
+    with pytest.raises(NotFound) as error:
+        instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
+    assert error.value.code == "no_waiting_message"

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from xietong.kernel import clock
 from xietong.kernel.bus import run_due_jobs
@@ -90,8 +92,11 @@ def test_failures_are_retried_then_open_an_incident(
 
 def test_a_webhook_is_posted_and_its_json_kept(bed: Flowbed, frozen: clock.FrozenClock) -> None:
     received: list[dict[str, Any]] = []
+    secret = services.webhook_secret(bed.ctx, "http://127.0.0.1:9/other-path")
 
     def handler(request: httpx.Request) -> httpx.Response:
+        # signed per Standard Webhooks with the receiver's (origin's) secret
+        Webhook(secret).verify(request.content, dict(request.headers))
         received.append(json.loads(request.content))
         return httpx.Response(200, json={"verdict": "pass"})
 
@@ -107,3 +112,36 @@ def test_a_webhook_is_posted_and_its_json_kept(bed: Flowbed, frozen: clock.Froze
     assert received[0]["instance_id"] == started.id
     assert bed.instance(started.id).variables["verdict"] == "pass"
     assert bed.waiting_nodes(started.id) == ["after"]
+    assert secret.startswith("whsec_")
+    assert secret != services.webhook_secret(bed.ctx, "http://127.0.0.1:10/check")
+
+
+def test_a_webhook_with_a_wrong_signature_would_be_refused(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    """The receiver checks the signature: one made with another origin's secret fails,
+    the call counts as failed and is retried with the same webhook-id."""
+    wrong = services.webhook_secret(bed.ctx, "https://elsewhere.example")
+    ids: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        ids.append(request.headers["webhook-id"])
+        try:
+            Webhook(wrong).verify(request.content, dict(request.headers))
+        except WebhookVerificationError:
+            return httpx.Response(401)
+        return httpx.Response(200, json={})
+
+    previous = services.use_http_client(
+        lambda: httpx.Client(transport=httpx.MockTransport(handler))
+    )
+    try:
+        bed.deploy(_service("svc4", ServiceCall(url="http://127.0.0.1:9/check", retries=1)))
+        started = bed.start("svc4")
+        run_due_jobs(bed.ctx, "w", 10)
+        frozen.advance(timedelta(minutes=10))
+        run_due_jobs(bed.ctx, "w", 10)
+    finally:
+        services.use_http_client(previous)
+    assert len(ids) == 2 and len(set(ids)) == 1
+    assert bed.waiting_nodes(started.id) == ["svc"]

@@ -294,17 +294,18 @@ def _catch(b: _Builder) -> dict[str, Any] | None:
 
 
 def _boundary(b: _Builder) -> dict[str, Any] | None:
-    definition = b.single_definition(("timerEventDefinition",))
+    definition = b.single_definition(("timerEventDefinition", "messageEventDefinition"))
     if definition is None:
         if not b.unsupported:
             b.refuse(b.type)
         return None
-    return {
-        "kind": "timer",
-        "timer": b.timer(definition),
+    placed = {
         "attached_to": strip_prefix(b.element.get("attachedToRef")) or None,
         "cancel_activity": b.element.get("cancelActivity", "true") != "false",
     }
+    if local_name(definition) == "messageEventDefinition":
+        return {"kind": "message", **b.message(definition), **placed}
+    return {"kind": "timer", "timer": b.timer(definition), **placed}
 
 
 def _user_task(b: _Builder) -> dict[str, Any] | None:

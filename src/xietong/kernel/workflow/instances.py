@@ -304,7 +304,10 @@ def correlate_message(
         run.require_active(state)
         run.set_variables(state, values)
         run.history(state, "message.received", node_id=token.node_id, token=token)
-        runtime.drive(run, state, runtime.leave(run, state, token))
+        if "boundary_of" in (token.state or {}):
+            runtime.boundary_message(run, state, token)
+        else:
+            runtime.drive(run, state, runtime.leave(run, state, token))
         uow.record(
             "workflow.message.correlate",
             f"process_instance:{instance_id}",

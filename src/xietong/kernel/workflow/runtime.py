@@ -178,6 +178,9 @@ def enter(run: Run, state: InstanceState, token: WfToken) -> list[WfToken]:
 
 def arm_boundaries(run: Run, state: InstanceState, token: WfToken, node: Node) -> None:
     for boundary in state.graph.boundaries(node.id):
+        if boundary.kind == "message":
+            _subscribe(run, state, token, boundary)
+            continue
         if boundary.kind != "timer" or boundary.timer is None:
             continue
         due = due_at(boundary.timer, clock.now(), run.variables(state), run.ctx.calendar)
@@ -195,13 +198,65 @@ def arm_boundaries(run: Run, state: InstanceState, token: WfToken, node: Node) -
         )
 
 
+def _subscribe(run: Run, state: InstanceState, host: WfToken, boundary: Node) -> WfToken:
+    """A boundary message waits as a token of its own on the boundary event, beside the
+    activity's token (``boundary_of``): ``correlate_message`` finds it like any message
+    catch, and the activity's leaving cancels it."""
+    waiting = new_token(run, state, boundary.id, fork_id=host.fork_id, status="waiting")
+    waiting.message_name = boundary.message
+    if boundary.correlation_key:
+        value = compile_expression(boundary.correlation_key).evaluate(run.variables(state))
+        waiting.correlation = str(value)
+    waiting.state = {"boundary_of": host.id}
+    return waiting
+
+
+def _subscriptions(run: Run, state: InstanceState, host: WfToken, ids: list[str]) -> list[WfToken]:
+    run.session.flush()
+    return [
+        t
+        for t in run.session.scalars(
+            select(WfToken).where(
+                WfToken.instance_id == state.row.id,
+                WfToken.node_id.in_(ids),
+                WfToken.status == "waiting",
+            )
+        )
+        if (t.state or {}).get("boundary_of") == host.id
+    ]
+
+
+def boundary_message(run: Run, state: InstanceState, token: WfToken) -> None:
+    """A message reached a boundary event's token: interrupting, the activity is
+    abandoned (its tasks end with reason ``boundary_message``); non-interrupting, the
+    activity goes on and waits for the next such message. Either way this token leaves
+    by the boundary event's flow."""
+    boundary = state.graph.nodes[token.node_id]
+    host = run.session.get(WfToken, (token.state or {}).get("boundary_of"))
+    token.state = {}  # no longer a subscription of the host: its cancelling skips it
+    token.message_name = token.correlation = None
+    if host is not None and host.status in ALIVE_TOKEN:
+        if boundary.cancel_activity:
+            cancel_token(run, state, host, "boundary_message")
+        else:
+            _subscribe(run, state, host, boundary)
+    drive(run, state, leave(run, state, token))
+
+
 def _disarm(run: Run, state: InstanceState, token: WfToken) -> None:
     """Drop the jobs a waiting token had scheduled (it leaves or is cancelled)."""
     node = state.graph.nodes.get(token.node_id)
     if node is None:
         return
+    messages = []
     for boundary in state.graph.boundaries(node.id):
+        if boundary.kind == "message":
+            messages.append(boundary.id)
+            continue
         cancel_job(run.session, JOB_TIMER, f"boundary:{token.id}:{boundary.id}")
+    if messages:
+        for waiting in _subscriptions(run, state, token, messages):
+            end_token(waiting, "cancelled")
     if node.kind == "timer":
         cancel_job(run.session, JOB_TIMER, f"timer:{token.id}")
     elif node.kind == "service_task":

@@ -10,12 +10,21 @@ attempts in all); then an incident is opened and the token waits until an
 administrator calls ``retry_incident``, which starts a fresh round of attempts.
 
 Connectors are functions registered by name (``register_connector``), so apps can offer
-their systems to processes without the kernel importing them. Webhooks are plain
-``POST`` requests with a JSON body ``{instance_id, business_key, node_id, variables}``.
+their systems to processes without the kernel importing them. Webhooks are ``POST``
+requests with a JSON body ``{instance_id, business_key, node_id, token_id, variables}``, signed
+per Standard Webhooks like the kernel's event webhooks (``webhook-id`` stays the same
+across retries of one call, so the receiver can deduplicate). The signing secret is
+one per receiving origin (scheme, host, port), derived from the platform's encryption
+key (``webhook_secret``; ``xietong process webhook-secret URL`` prints it for the
+receiver): nothing secret is written into a process definition.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -27,6 +36,8 @@ from xietong.kernel import clock
 from xietong.kernel.access import WORKER, Actor, authorize
 from xietong.kernel.bus import ScheduledJob, backoff, complete_job, register_job_handler
 from xietong.kernel.bus import schedule_job as schedule
+from xietong.kernel.bus.delivery import sign_headers
+from xietong.kernel.bus.webhooks import SECRET_PREFIX
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, NotFound
 from xietong.kernel.uow import UnitOfWork
@@ -63,6 +74,29 @@ def use_http_client(factory: Callable[[], httpx.Client]) -> Callable[[], httpx.C
     return previous
 
 
+_SECRET_LABEL = b"xietong.workflow.webhook-secret\x00"
+
+
+def webhook_secret(ctx: Context, url: str) -> str:
+    """The Standard Webhooks secret (``whsec_…``) service calls to ``url``'s origin use."""
+    parsed = httpx.URL(url)
+    origin = f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}".lower()
+    digest = hmac.new(ctx.keys.encryption, _SECRET_LABEL + origin.encode(), hashlib.sha256)
+    return SECRET_PREFIX + base64.b64encode(digest.digest()).decode("ascii")
+
+
+def _post(ctx: Context, url: str, request: dict[str, Any], message_id: str) -> Any:
+    body = json.dumps(request, ensure_ascii=False, separators=(",", ":"), default=str)
+    headers = {
+        "content-type": "application/json",
+        **sign_headers(webhook_secret(ctx, url), message_id, body),
+    }
+    with _client_factory() as client:
+        response = client.post(url, content=body.encode("utf-8"), headers=headers)
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+
 def _invoke(ctx: Context, call: ServiceCall, request: dict[str, Any]) -> dict[str, Any]:
     if call.connector:
         connector = _CONNECTORS.get(call.connector)
@@ -70,10 +104,8 @@ def _invoke(ctx: Context, call: ServiceCall, request: dict[str, Any]) -> dict[st
             raise LookupError(f"no connector registered as {call.connector!r}")
         result: Any = connector(ctx, request)
     elif call.url:
-        with _client_factory() as client:
-            response = client.post(call.url, json=request)
-            response.raise_for_status()
-            result = response.json() if response.content else {}
+        message_id = f"xietong-wf-{request['instance_id']}-{request['token_id']}"
+        result = _post(ctx, call.url, request, message_id)
     else:
         raise LookupError("the service task names neither a connector nor a URL")
     if result is None:
@@ -99,6 +131,7 @@ def call_service(ctx: Context, job: ScheduledJob) -> None:
             "instance_id": instance.id,
             "business_key": instance.business_key,
             "node_id": node.id,
+            "token_id": token.id,
             "variables": variables,
         }
     if suspended:
