@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.tasks import closure, queries, rights, service
+from xietong.apps.tasks import closure, queries, rights, service, supervision
 from xietong.apps.tasks.rules import TaskInput, TaskPatch
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -22,6 +22,7 @@ Reader = Annotated[Actor, Depends(allow(rights.READ))]
 Manager = Annotated[Actor, Depends(allow(rights.MANAGE))]
 Reporter = Annotated[Actor, Depends(allow(rights.REPORT))]
 CapacityManager = Annotated[Actor, Depends(allow(rights.CAPACITY))]
+Supervisor = Annotated[Actor, Depends(allow(rights.SUPERVISE))]
 
 
 class Strict(BaseModel):
@@ -117,6 +118,15 @@ class CommentIn(Strict):
 class ClosureIn(Strict):
     evidence: list[AttachmentIn] = Field(default_factory=list, max_length=20)
     note: str = Field(default="", max_length=4000)
+
+
+class NoticeIn(Strict):
+    message: str = Field(max_length=2000)
+    days: int = 2
+
+
+class TextIn(Strict):
+    text: str = Field(max_length=4000)
 
 
 class CapacityIn(Strict):
@@ -216,3 +226,33 @@ def add_comment(task_id: int, body: CommentIn, ctx: CtxDep, actor: Reporter) -> 
 def request_closure(task_id: int, body: ClosureIn, ctx: CtxDep, actor: Manager) -> Any:
     evidence = [a.model_dump() for a in body.evidence]
     return asdict(closure.request_closure(ctx, actor, task_id, evidence, body.note))
+
+
+@router.get("/{task_id}/warnings")
+def warning_history(task_id: int, ctx: CtxDep, actor: Reader) -> Any:
+    return [asdict(view) for view in queries.warning_history(ctx, actor, task_id)]
+
+
+@router.post("/{task_id}/supervisions", status_code=201)
+def issue_notice(task_id: int, body: NoticeIn, ctx: CtxDep, actor: Supervisor) -> Any:
+    return asdict(supervision.issue_notice(ctx, actor, task_id, body.message, days=body.days))
+
+
+@router.post("/supervisions/{supervision_id}/urge")
+def urge(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Supervisor) -> Any:
+    return asdict(supervision.urge(ctx, actor, supervision_id, body.text))
+
+
+@router.post("/supervisions/{supervision_id}/escalate")
+def escalate(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Supervisor) -> Any:
+    return asdict(supervision.escalate(ctx, actor, supervision_id, body.text))
+
+
+@router.post("/supervisions/{supervision_id}/respond")
+def respond(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Reporter) -> Any:
+    return asdict(supervision.respond(ctx, actor, supervision_id, body.text))
+
+
+@router.get("/supervisions/{supervision_id}/steps")
+def supervision_steps(supervision_id: int, ctx: CtxDep, actor: Reader) -> Any:
+    return supervision.steps(ctx, actor, supervision_id)
