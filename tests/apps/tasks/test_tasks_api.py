@@ -183,3 +183,36 @@ def test_supervision_over_http(world: World) -> None:
     kinds = [s["kind"] for s in client.get(f"{API}/supervisions/{sid}/steps", headers=head).json()]
     assert kinds == ["notice", "urge", "respond"]
     assert client.get(f"{API}/{task['id']}/warnings", headers=head).json() == []
+
+
+def test_analysis_over_http(world: World) -> None:
+    client = world.client
+    head = world.token("head_a")
+    root = client.post(API, json=body("专班", goal_name="完成率"), headers=head).json()
+    first = client.post(
+        API, json=body("前置", parent_id=root["id"], planned_end="2026-03-06"), headers=head
+    ).json()
+    client.post(
+        API,
+        json=body(
+            "后续",
+            parent_id=root["id"],
+            planned_start="2026-03-09",
+            planned_end="2026-03-31",
+            depends_on=[first["id"]],
+        ),
+        headers=head,
+    )
+    result = client.get(f"{API}/analysis", params={"root_id": root["id"]}, headers=head)
+    assert result.status_code == 200, result.text
+    assert result.json()["tasks"] == 3 and result.json()["critical_path"]
+    answer = client.get(
+        f"{API}/analysis/what-if", params={"task_id": first["id"], "slip": 3}, headers=head
+    )
+    assert answer.status_code == 200
+    late = answer.json()["late_goals"]
+    assert late and late[0]["task_id"] == root["id"] and late[0]["working_days_late"] == 3
+    bad = client.get(
+        f"{API}/analysis/what-if", params={"task_id": first["id"], "slip": -2}, headers=head
+    )
+    assert bad.status_code == 422

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.tasks import closure, queries, rights, service, supervision
+from xietong.apps.tasks import closure, insight, queries, rights, service, supervision
 from xietong.apps.tasks.rules import TaskInput, TaskPatch
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -23,6 +23,7 @@ Manager = Annotated[Actor, Depends(allow(rights.MANAGE))]
 Reporter = Annotated[Actor, Depends(allow(rights.REPORT))]
 CapacityManager = Annotated[Actor, Depends(allow(rights.CAPACITY))]
 Supervisor = Annotated[Actor, Depends(allow(rights.SUPERVISE))]
+Analyst = Annotated[Actor, Depends(allow(rights.ANALYSE))]
 
 
 class Strict(BaseModel):
@@ -161,6 +162,21 @@ def set_capacity(
 ) -> Any:
     value = service.set_capacity(ctx, actor, department_code, body.capacity)
     return {"department_code": department_code, "capacity": value}
+
+
+@router.get("/analysis")
+def analysis(ctx: CtxDep, actor: Analyst, root_id: int | None = None) -> Any:
+    return asdict(insight.analysis(ctx, actor, root_id))
+
+
+@router.get("/analysis/what-if")
+def what_if(
+    ctx: CtxDep,
+    actor: Analyst,
+    task_id: int,
+    slip: Annotated[int, Query(ge=0, le=insight.MAX_SLIP)],
+) -> Any:
+    return asdict(insight.slip(ctx, actor, task_id, slip))
 
 
 @router.get("/board/{department_code}")
