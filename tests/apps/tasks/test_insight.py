@@ -19,13 +19,11 @@ def build(city: City) -> dict[str, int]:
         city.supervisor,
         task_input("油烟整治专班", "dc", supervising_department_code="dc", goal_name="整改完成率"),
     ).id
-    make = lambda title, dept, start, end, **kw: (
-        service.create_task(  # noqa: E731
-            city.ctx,
-            city.supervisor,
-            task_input(title, dept, parent_id=root, planned_start=start, planned_end=end, **kw),
-        ).id
-    )
+
+    def make(title: str, dept: str, start: date, end: date, **kw: object) -> int:
+        data = task_input(title, dept, parent_id=root, planned_start=start, planned_end=end, **kw)
+        return service.create_task(city.ctx, city.supervisor, data).id
+
     a = make("门店排查", "scjg", date(2026, 3, 2), date(2026, 3, 6), owner="scjg_head")
     b = make(
         "消防整改", "xf", date(2026, 3, 9), date(2026, 3, 13), depends_on=(a,), owner="xf_head"
