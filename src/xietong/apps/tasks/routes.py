@@ -11,7 +11,16 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.tasks import closure, insight, queries, rights, service, supervision
+from xietong.apps.tasks import (
+    closure,
+    insight,
+    inspection,
+    queries,
+    rights,
+    scenarios,
+    service,
+    supervision,
+)
 from xietong.apps.tasks.rules import TaskInput, TaskPatch
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -24,6 +33,8 @@ Reporter = Annotated[Actor, Depends(allow(rights.REPORT))]
 CapacityManager = Annotated[Actor, Depends(allow(rights.CAPACITY))]
 Supervisor = Annotated[Actor, Depends(allow(rights.SUPERVISE))]
 Analyst = Annotated[Actor, Depends(allow(rights.ANALYSE))]
+Inspector = Annotated[Actor, Depends(allow(rights.INSPECT))]
+Public = Annotated[Actor, Depends(allow(rights.PUBLIC_RESULTS))]
 
 
 class Strict(BaseModel):
@@ -130,6 +141,38 @@ class TextIn(Strict):
     text: str = Field(max_length=4000)
 
 
+class InstantiateIn(Strict):
+    start: date
+    departments: dict[str, str]
+    title: str | None = Field(default=None, max_length=200)
+
+
+class BusinessIn(Strict):
+    uscc: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+
+
+class InspectorIn(Strict):
+    id: str = Field(max_length=64)
+    name: str = Field(max_length=100)
+    department: str = Field(default="", max_length=100)
+    conflicts: list[str] = Field(default_factory=list, max_length=200)
+
+
+class DrawIn(Strict):
+    businesses: list[BusinessIn] = Field(max_length=5000)
+    inspectors: list[InspectorIn] = Field(max_length=5000)
+    count: int
+    per_business: int = 2
+    seed: str | None = Field(default=None, max_length=64)
+
+
+class ResultIn(Strict):
+    uscc: str = Field(max_length=32)
+    result: str = Field(max_length=16)
+    note: str = Field(default="", max_length=1000)
+
+
 class CapacityIn(Strict):
     capacity: float
 
@@ -177,6 +220,40 @@ def what_if(
     slip: Annotated[int, Query(ge=0, le=insight.MAX_SLIP)],
 ) -> Any:
     return asdict(insight.slip(ctx, actor, task_id, slip))
+
+
+@router.get("/templates")
+def list_templates(actor: Reader) -> Any:
+    return [scenarios.describe(t) for t in scenarios.TEMPLATES.values()]
+
+
+@router.post("/templates/{key}/instantiate", status_code=201)
+def instantiate(key: str, body: InstantiateIn, ctx: CtxDep, actor: Manager) -> Any:
+    views = scenarios.instantiate(
+        ctx, actor, key, start=body.start, departments=body.departments, title=body.title
+    )
+    return [asdict(view) for view in views]
+
+
+@router.get("/inspections/{draw_id}")
+def get_draw(draw_id: int, ctx: CtxDep, actor: Reader) -> Any:
+    return asdict(inspection.get_draw(ctx, actor, draw_id))
+
+
+@router.get("/inspections/{draw_id}/public")
+def public_results(draw_id: int, ctx: CtxDep, actor: Public) -> Any:
+    return inspection.public_results(ctx, actor, draw_id)
+
+
+@router.post("/inspections/{draw_id}/results")
+def record_result(draw_id: int, body: ResultIn, ctx: CtxDep, actor: Inspector) -> Any:
+    view = inspection.record_result(ctx, actor, draw_id, body.uscc, body.result, body.note)
+    return asdict(view)
+
+
+@router.post("/inspections/{draw_id}/publish")
+def publish_results(draw_id: int, ctx: CtxDep, actor: Inspector) -> Any:
+    return asdict(inspection.publish(ctx, actor, draw_id))
 
 
 @router.get("/board/{department_code}")
@@ -272,3 +349,18 @@ def respond(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Reporter) -> 
 @router.get("/supervisions/{supervision_id}/steps")
 def supervision_steps(supervision_id: int, ctx: CtxDep, actor: Reader) -> Any:
     return supervision.steps(ctx, actor, supervision_id)
+
+
+@router.post("/{task_id}/inspections", status_code=201)
+def draw(task_id: int, body: DrawIn, ctx: CtxDep, actor: Inspector) -> Any:
+    view = inspection.draw(
+        ctx,
+        actor,
+        task_id,
+        businesses=[b.model_dump() for b in body.businesses],
+        inspectors=[i.model_dump() for i in body.inspectors],
+        count=body.count,
+        per_business=body.per_business,
+        seed=body.seed,
+    )
+    return asdict(view)
