@@ -142,3 +142,77 @@ def test_closure_without_evidence_is_422(world: World) -> None:
         headers=head,
     )
     assert made.status_code == 201 and made.json()["status"] == "pending"
+
+
+def test_supervision_over_http(world: World) -> None:
+    from xietong.kernel.access import Role, operator_actor
+    from xietong.kernel.org import service as org
+
+    user = org.add_user(world.ctx, operator_actor("t"), "sup_a", "SUP", "secret")
+    org.grant_membership(world.ctx, operator_actor("t"), user.id, world.dept_a, Role.SUPERVISOR)
+    client = world.client
+    head, sup, clerk = world.token("head_a"), world.token("sup_a"), world.token("clerk_a")
+    task = client.post(API, json=body("督办对象"), headers=head).json()
+    error(
+        client.post(f"{API}/{task['id']}/supervisions", json={"message": "x"}, headers=head),
+        403,
+        "forbidden",
+    )
+    notice = client.post(
+        f"{API}/{task['id']}/supervisions", json={"message": "请加快进度"}, headers=sup
+    )
+    assert notice.status_code == 201, notice.text
+    sid = notice.json()["id"]
+    assert (
+        client.post(f"{API}/supervisions/{sid}/urge", json={"text": "请反馈"}, headers=sup).json()[
+            "urges"
+        ]
+        == 1
+    )
+    error(
+        client.post(f"{API}/supervisions/{sid}/urge", json={"text": "再催"}, headers=sup),
+        409,
+        "urged_recently",
+    )
+    assert (
+        client.post(
+            f"{API}/supervisions/{sid}/respond", json={"text": "本周完成"}, headers=clerk
+        ).json()["status"]
+        == "answered"
+    )
+    kinds = [s["kind"] for s in client.get(f"{API}/supervisions/{sid}/steps", headers=head).json()]
+    assert kinds == ["notice", "urge", "respond"]
+    assert client.get(f"{API}/{task['id']}/warnings", headers=head).json() == []
+
+
+def test_analysis_over_http(world: World) -> None:
+    client = world.client
+    head = world.token("head_a")
+    root = client.post(API, json=body("专班", goal_name="完成率"), headers=head).json()
+    first = client.post(
+        API, json=body("前置", parent_id=root["id"], planned_end="2026-03-06"), headers=head
+    ).json()
+    client.post(
+        API,
+        json=body(
+            "后续",
+            parent_id=root["id"],
+            planned_start="2026-03-09",
+            planned_end="2026-03-31",
+            depends_on=[first["id"]],
+        ),
+        headers=head,
+    )
+    result = client.get(f"{API}/analysis", params={"root_id": root["id"]}, headers=head)
+    assert result.status_code == 200, result.text
+    assert result.json()["tasks"] == 3 and result.json()["critical_path"]
+    answer = client.get(
+        f"{API}/analysis/what-if", params={"task_id": first["id"], "slip": 3}, headers=head
+    )
+    assert answer.status_code == 200
+    late = answer.json()["late_goals"]
+    assert late and late[0]["task_id"] == root["id"] and late[0]["working_days_late"] == 3
+    bad = client.get(
+        f"{API}/analysis/what-if", params={"task_id": first["id"], "slip": -2}, headers=head
+    )
+    assert bad.status_code == 422

@@ -112,7 +112,9 @@ def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
 
 @hookimpl
 def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
-    return []
+    from xietong.apps.tasks import monitor
+
+    return [(monitor.JOB_NAME, monitor.INTERVAL_S, monitor.run_job)]
 
 
 @hookimpl

@@ -236,3 +236,18 @@ def board(ctx: Context, actor: Actor, department_code: str) -> dict[str, list[Ta
     for view in page.items:
         columns[view.status].append(view)
     return columns
+
+
+def warning_history(ctx: Context, actor: Actor, task_id: int) -> list[WarningView]:
+    """Every warning a task has had, open and cleared, newest first."""
+    authorize(actor, rights.READ)
+    with ctx.db.read() as session:
+        rights.load_visible(session, actor, task_id)
+        return [
+            WarningView.of(row)
+            for row in session.scalars(
+                select(TaskWarning)
+                .where(TaskWarning.task_id == task_id)
+                .order_by(TaskWarning.id.desc())
+            )
+        ]

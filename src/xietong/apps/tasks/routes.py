@@ -11,7 +11,16 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.tasks import closure, queries, rights, service
+from xietong.apps.tasks import (
+    closure,
+    insight,
+    inspection,
+    queries,
+    rights,
+    scenarios,
+    service,
+    supervision,
+)
 from xietong.apps.tasks.rules import TaskInput, TaskPatch
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -22,6 +31,10 @@ Reader = Annotated[Actor, Depends(allow(rights.READ))]
 Manager = Annotated[Actor, Depends(allow(rights.MANAGE))]
 Reporter = Annotated[Actor, Depends(allow(rights.REPORT))]
 CapacityManager = Annotated[Actor, Depends(allow(rights.CAPACITY))]
+Supervisor = Annotated[Actor, Depends(allow(rights.SUPERVISE))]
+Analyst = Annotated[Actor, Depends(allow(rights.ANALYSE))]
+Inspector = Annotated[Actor, Depends(allow(rights.INSPECT))]
+Public = Annotated[Actor, Depends(allow(rights.PUBLIC_RESULTS))]
 
 
 class Strict(BaseModel):
@@ -119,6 +132,47 @@ class ClosureIn(Strict):
     note: str = Field(default="", max_length=4000)
 
 
+class NoticeIn(Strict):
+    message: str = Field(max_length=2000)
+    days: int = 2
+
+
+class TextIn(Strict):
+    text: str = Field(max_length=4000)
+
+
+class InstantiateIn(Strict):
+    start: date
+    departments: dict[str, str]
+    title: str | None = Field(default=None, max_length=200)
+
+
+class BusinessIn(Strict):
+    uscc: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+
+
+class InspectorIn(Strict):
+    id: str = Field(max_length=64)
+    name: str = Field(max_length=100)
+    department: str = Field(default="", max_length=100)
+    conflicts: list[str] = Field(default_factory=list, max_length=200)
+
+
+class DrawIn(Strict):
+    businesses: list[BusinessIn] = Field(max_length=5000)
+    inspectors: list[InspectorIn] = Field(max_length=5000)
+    count: int
+    per_business: int = 2
+    seed: str | None = Field(default=None, max_length=64)
+
+
+class ResultIn(Strict):
+    uscc: str = Field(max_length=32)
+    result: str = Field(max_length=16)
+    note: str = Field(default="", max_length=1000)
+
+
 class CapacityIn(Strict):
     capacity: float
 
@@ -151,6 +205,55 @@ def set_capacity(
 ) -> Any:
     value = service.set_capacity(ctx, actor, department_code, body.capacity)
     return {"department_code": department_code, "capacity": value}
+
+
+@router.get("/analysis")
+def analysis(ctx: CtxDep, actor: Analyst, root_id: int | None = None) -> Any:
+    return asdict(insight.analysis(ctx, actor, root_id))
+
+
+@router.get("/analysis/what-if")
+def what_if(
+    ctx: CtxDep,
+    actor: Analyst,
+    task_id: int,
+    slip: Annotated[int, Query(ge=0, le=insight.MAX_SLIP)],
+) -> Any:
+    return asdict(insight.slip(ctx, actor, task_id, slip))
+
+
+@router.get("/templates")
+def list_templates(actor: Reader) -> Any:
+    return [scenarios.describe(t) for t in scenarios.TEMPLATES.values()]
+
+
+@router.post("/templates/{key}/instantiate", status_code=201)
+def instantiate(key: str, body: InstantiateIn, ctx: CtxDep, actor: Manager) -> Any:
+    views = scenarios.instantiate(
+        ctx, actor, key, start=body.start, departments=body.departments, title=body.title
+    )
+    return [asdict(view) for view in views]
+
+
+@router.get("/inspections/{draw_id}")
+def get_draw(draw_id: int, ctx: CtxDep, actor: Reader) -> Any:
+    return asdict(inspection.get_draw(ctx, actor, draw_id))
+
+
+@router.get("/inspections/{draw_id}/public")
+def public_results(draw_id: int, ctx: CtxDep, actor: Public) -> Any:
+    return inspection.public_results(ctx, actor, draw_id)
+
+
+@router.post("/inspections/{draw_id}/results")
+def record_result(draw_id: int, body: ResultIn, ctx: CtxDep, actor: Inspector) -> Any:
+    view = inspection.record_result(ctx, actor, draw_id, body.uscc, body.result, body.note)
+    return asdict(view)
+
+
+@router.post("/inspections/{draw_id}/publish")
+def publish_results(draw_id: int, ctx: CtxDep, actor: Inspector) -> Any:
+    return asdict(inspection.publish(ctx, actor, draw_id))
 
 
 @router.get("/board/{department_code}")
@@ -216,3 +319,48 @@ def add_comment(task_id: int, body: CommentIn, ctx: CtxDep, actor: Reporter) -> 
 def request_closure(task_id: int, body: ClosureIn, ctx: CtxDep, actor: Manager) -> Any:
     evidence = [a.model_dump() for a in body.evidence]
     return asdict(closure.request_closure(ctx, actor, task_id, evidence, body.note))
+
+
+@router.get("/{task_id}/warnings")
+def warning_history(task_id: int, ctx: CtxDep, actor: Reader) -> Any:
+    return [asdict(view) for view in queries.warning_history(ctx, actor, task_id)]
+
+
+@router.post("/{task_id}/supervisions", status_code=201)
+def issue_notice(task_id: int, body: NoticeIn, ctx: CtxDep, actor: Supervisor) -> Any:
+    return asdict(supervision.issue_notice(ctx, actor, task_id, body.message, days=body.days))
+
+
+@router.post("/supervisions/{supervision_id}/urge")
+def urge(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Supervisor) -> Any:
+    return asdict(supervision.urge(ctx, actor, supervision_id, body.text))
+
+
+@router.post("/supervisions/{supervision_id}/escalate")
+def escalate(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Supervisor) -> Any:
+    return asdict(supervision.escalate(ctx, actor, supervision_id, body.text))
+
+
+@router.post("/supervisions/{supervision_id}/respond")
+def respond(supervision_id: int, body: TextIn, ctx: CtxDep, actor: Reporter) -> Any:
+    return asdict(supervision.respond(ctx, actor, supervision_id, body.text))
+
+
+@router.get("/supervisions/{supervision_id}/steps")
+def supervision_steps(supervision_id: int, ctx: CtxDep, actor: Reader) -> Any:
+    return supervision.steps(ctx, actor, supervision_id)
+
+
+@router.post("/{task_id}/inspections", status_code=201)
+def draw(task_id: int, body: DrawIn, ctx: CtxDep, actor: Inspector) -> Any:
+    view = inspection.draw(
+        ctx,
+        actor,
+        task_id,
+        businesses=[b.model_dump() for b in body.businesses],
+        inspectors=[i.model_dump() for i in body.inspectors],
+        count=body.count,
+        per_business=body.per_business,
+        seed=body.seed,
+    )
+    return asdict(view)

@@ -66,7 +66,7 @@ def department_by_code(session: Session, code: str, what: str = "部门") -> Dep
             "unknown_department",
             f"{what}不存在：{code}",
             f"Unknown department: {code}",
-            code=code,
+            department=code,
         )
     return dept
 

@@ -1,0 +1,102 @@
+"""Analysis from stored tasks: critical path and slack, blocking, capacity, allocation,
+on-time rates and what-if, over what the asker may see."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from tests.apps.tasks.conftest import City, task_input
+from xietong.apps.tasks import insight, service
+from xietong.kernel import clock
+from xietong.kernel.errors import InvalidInput, NotFound
+
+
+def build(city: City) -> dict[str, int]:
+    root = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input("油烟整治专班", "dc", supervising_department_code="dc", goal_name="整改完成率"),
+    ).id
+
+    def make(title: str, dept: str, start: date, end: date, **kw: object) -> int:
+        data = task_input(title, dept, parent_id=root, planned_start=start, planned_end=end, **kw)
+        return service.create_task(city.ctx, city.supervisor, data).id
+
+    a = make("门店排查", "scjg", date(2026, 3, 2), date(2026, 3, 6), owner="scjg_head")
+    b = make(
+        "消防整改", "xf", date(2026, 3, 9), date(2026, 3, 13), depends_on=(a,), owner="xf_head"
+    )
+    c = make(
+        "油烟复测",
+        "sthj",
+        date(2026, 3, 16),
+        date(2026, 3, 20),
+        depends_on=(b,),
+        owner="supervisor",
+    )
+    d = make("卫生宣传", "wjw", date(2026, 3, 2), date(2026, 3, 31))
+    e = make("门店排查", "xf", date(2026, 3, 2), date(2026, 3, 6), owner="xf_head")
+    f = make("证照核查", "scjg", date(2026, 3, 2), date(2026, 3, 13), weight=2, owner="scjg_head")
+    return {"root": root, "a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
+
+
+def test_analysis_answers_from_data(city: City, frozen: clock.FrozenClock) -> None:
+    ids = build(city)
+    service.set_capacity(city.ctx, city.supervisor, "scjg", 1.5)
+    service.set_capacity(city.ctx, city.supervisor, "xf", 5)
+    frozen.set(datetime(2026, 3, 5, 10, tzinfo=clock.CST))
+    service.report_progress(city.ctx, city.scjg_clerk, ids["a"], 100, "排查完毕")
+    frozen.set(datetime(2026, 3, 9, 10, tzinfo=clock.CST))
+    service.report_progress(city.ctx, city.xf_clerk, ids["e"], 100, "排查完毕（逾期）")
+    result = insight.analysis(city.ctx, city.supervisor, ids["root"])
+    assert result.tasks == 7
+    slack = {t.task.id: t.slack for t in result.timings}
+    # the chain ends on 20 March; the goal's deadline is 31 March: 7 working days to spare
+    assert slack[ids["c"]] == 7 and slack[ids["d"]] == 0
+    assert {t.id for t in result.critical_path} <= {ids["root"], ids["d"]}
+    blocking = {entry["task"].id: entry["downstream"] for entry in result.top_blocking}
+    assert blocking[ids["b"]] == 1 and ids["a"] not in blocking  # a is done: blocks nothing
+    over = {row["department"]: row for row in result.capacity}
+    # 证照核查 (weight 2, 0%) is open; 门店排查 is done and weighs nothing any more
+    assert over["scjg"]["load"] == 2.0 and over["scjg"]["open_tasks"] == 1
+    assert result.over_capacity == ["scjg"]
+    assert over["xf"]["over"] is False and over["xf"]["load"] == 1.0  # 消防整改 has started
+    codes = {(p["code"], tuple(sorted(t.id for t in p["tasks"]))) for p in result.allocation}
+    assert ("no_owner", (ids["d"],)) in codes
+    assert ("duplicate_assignment", tuple(sorted((ids["a"], ids["e"])))) in codes
+    rates = {row["department"]: row["rate"] for row in result.on_time}
+    assert rates == {"scjg": 1.0, "xf": 0.0}
+
+
+def test_what_if(city: City) -> None:
+    ids = build(city)
+    fine = insight.slip(city.ctx, city.supervisor, ids["a"], 7)
+    assert fine.late_goals == [] and [d["task"].id for d in fine.delayed] == [
+        ids["a"],
+        ids["b"],
+        ids["c"],
+    ]
+    late = insight.slip(city.ctx, city.supervisor, ids["a"], 8)
+    assert late.late_goals == [
+        {
+            "task_id": ids["root"],
+            "title": "油烟整治专班",
+            "goal": "整改完成率",
+            "working_days_late": 1,
+            "because_of_slip": True,
+        }
+    ]
+    assert {t.id for t in late.newly_late_tasks} == {ids["a"], ids["b"], ids["c"]}
+    with pytest.raises(InvalidInput):
+        insight.slip(city.ctx, city.supervisor, ids["a"], -1)
+    with pytest.raises(NotFound):
+        insight.slip(city.ctx, city.jy_head, ids["a"], 1)
+
+
+def test_analysis_sees_only_the_visible(city: City) -> None:
+    ids = build(city)
+    assert insight.analysis(city.ctx, city.jy_head).tasks == 0
+    mine = insight.analysis(city.ctx, city.xf_clerk)
+    assert {t.task.id for t in mine.timings} == {ids["b"], ids["e"]}

@@ -1,0 +1,157 @@
+"""Warnings and supervision fire on time: a frozen clock walks through a week and the
+worker's periodic job is run each day, as the worker would."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.apps.tasks.conftest import City, event_types, task_input, tree_size
+from xietong.apps.tasks import monitor, queries, service, supervision
+from xietong.apps.tasks.models import Supervision, SupervisionStep, TaskWarning
+from xietong.kernel import clock
+from xietong.kernel.bus.worker import Worker, hook_periodic_jobs
+from xietong.kernel.errors import Conflict, Forbidden
+
+
+def at(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 9, 0, tzinfo=clock.CST)
+
+
+def open_warnings(city: City) -> dict[tuple[int, str], date]:
+    with city.ctx.db.read() as session:
+        return {
+            (w.task_id, w.code): w.fired_on
+            for w in session.scalars(select(TaskWarning).where(TaskWarning.cleared_at.is_(None)))
+        }
+
+
+def plan(city: City, **root_options: object) -> tuple[int, int, int]:
+    root = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input("专班", "dc", supervising_department_code="dc", **root_options),
+    )
+    first = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input(
+            "门店排查",
+            "scjg",
+            parent_id=root.id,
+            planned_end=date(2026, 3, 6),
+        ),
+    )
+    second = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input(
+            "消防整改",
+            "xf",
+            parent_id=root.id,
+            planned_start=date(2026, 3, 9),
+            planned_end=date(2026, 3, 13),
+            depends_on=(first.id,),
+        ),
+    )
+    return root.id, first.id, second.id
+
+
+def test_warnings_fire_on_time(city: City, frozen: clock.FrozenClock) -> None:
+    _, first, second = plan(city)
+    assert ("tasks.warnings", 300.0) in [(n, i) for n, i, _ in hook_periodic_jobs(city.ctx)]
+    # Monday 2 March: four working days left, nothing expected yet
+    assert monitor.run_job(city.ctx) == 0 and open_warnings(city) == {}
+    # Tuesday: three working days left (due soon), and 0% against 20% planned (behind)
+    frozen.set(at(date(2026, 3, 3)))
+    Worker(city.ctx, name="test").run_once()
+    assert open_warnings(city) == {
+        (first, "due_soon"): date(2026, 3, 3),
+        (first, "behind_plan"): date(2026, 3, 3),
+    }
+    # Wednesday: 60% reported, no longer behind plan; still due soon (fired Tuesday)
+    frozen.set(at(date(2026, 3, 4)))
+    service.report_progress(city.ctx, city.scjg_clerk, first, 60, "已排查 300 家")
+    monitor.run_job(city.ctx)
+    assert open_warnings(city) == {(first, "due_soon"): date(2026, 3, 3)}
+    assert monitor.run_job(city.ctx) == 0  # nothing new: nothing written
+    # Friday, the last planned day: still not red
+    frozen.set(at(date(2026, 3, 6)))
+    monitor.run_job(city.ctx)
+    assert (first, "overdue") not in open_warnings(city)
+    # Saturday 7 March: red, and the task that depends on it is blocked
+    frozen.set(at(date(2026, 3, 7)))
+    monitor.run_job(city.ctx)
+    found = open_warnings(city)
+    assert found[(first, "overdue")] == date(2026, 3, 7)
+    assert found[(second, "predecessor_overdue")] == date(2026, 3, 7)
+    assert (first, "due_soon") not in found
+    detail = queries.get_task(city.ctx, city.scjg_head, first)
+    assert detail.task.status == "overdue" and detail.task.status_zh == "已逾期"
+    # ... and the job sent a supervision notice to the lead department by itself
+    notice = detail.supervisions[0]
+    assert (
+        notice.automatic and notice.status == "open" and notice.to_department_id == city.ids["scjg"]
+    )
+    assert notice.respond_by == date(2026, 3, 10)  # two working days after Saturday
+    # Tuesday 10 March: still within the time to answer
+    frozen.set(at(date(2026, 3, 10)))
+    monitor.run_job(city.ctx)
+    assert queries.get_task(city.ctx, city.scjg_head, first).supervisions[0].status == "open"
+    # Wednesday 11 March: unanswered, escalated to the supervising office
+    frozen.set(at(date(2026, 3, 11)))
+    monitor.run_job(city.ctx)
+    escalated = queries.get_task(city.ctx, city.scjg_head, first).supervisions[0]
+    assert escalated.status == "escalated" and escalated.escalated_to_id == city.ids["dc"]
+    types = event_types(city.ctx)
+    for kind in (
+        "task.warning.fired",
+        "task.warning.cleared",
+        "task.supervision.issued",
+        "task.supervision.escalated",
+    ):
+        assert kind in types
+    # finishing the task clears the red warning and ends the supervision
+    service.report_progress(city.ctx, city.scjg_clerk, first, 100, "排查完毕")
+    monitor.run_job(city.ctx)
+    assert (first, "overdue") not in open_warnings(city)
+    assert queries.get_task(city.ctx, city.scjg_head, first).supervisions[0].status == "ended"
+
+
+def test_margin_is_configurable_per_tree(city: City, frozen: clock.FrozenClock) -> None:
+    _, first, _ = plan(city, warn_margin=50, warn_due_days=1)
+    frozen.set(at(date(2026, 3, 3)))
+    monitor.run_job(city.ctx)
+    assert open_warnings(city) == {}  # 0% against 20% planned is within 50 points
+    frozen.set(at(date(2026, 3, 5)))  # one working day left, 0% against 60% planned
+    monitor.run_job(city.ctx)
+    assert set(open_warnings(city)) == {(first, "due_soon"), (first, "behind_plan")}
+
+
+def test_supervision_by_hand(city: City, frozen: clock.FrozenClock) -> None:
+    _, first, _ = plan(city)
+    size = tree_size(city.ctx)
+    notice = supervision.issue_notice(city.ctx, city.supervisor, first, "请加快排查进度", days=3)
+    assert notice.respond_by == date(2026, 3, 5)
+    with pytest.raises(Forbidden):
+        supervision.issue_notice(city.ctx, city.scjg_head, first, "自己督办自己")
+    supervision.urge(city.ctx, city.supervisor, notice.id, "请尽快反馈")
+    with pytest.raises(Conflict) as again:
+        supervision.urge(city.ctx, city.supervisor, notice.id, "再催")
+    assert again.value.code == "urged_recently"
+    frozen.advance(timedelta(hours=2))
+    urged = supervision.urge(city.ctx, city.supervisor, notice.id, "再催")
+    assert urged.urges == 2
+    supervision.escalate(city.ctx, city.supervisor, notice.id, "多次催办未反馈")
+    answered = supervision.respond(city.ctx, city.scjg_clerk, notice.id, "已增派人员，周五前完成")
+    assert answered.status == "answered"
+    # every step is an audit leaf and a step row
+    assert tree_size(city.ctx) == size + 5
+    steps = supervision.steps(city.ctx, city.supervisor, notice.id)
+    assert [s["kind"] for s in steps] == ["notice", "urge", "urge", "escalate", "respond"]
+    with city.ctx.db.read() as session:
+        assert session.scalar(select(Supervision.urges)) == 2
+        assert len(list(session.scalars(select(SupervisionStep)))) == 5
+    assert "task.supervision.urged" in event_types(city.ctx)
