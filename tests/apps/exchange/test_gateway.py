@@ -283,3 +283,35 @@ def test_query_log_counts(sharing: Sharing) -> None:
         rows = [(r.outcome, r.audit_index, r.row_count) for r in session.scalars(select(QueryLog))]
     assert [outcome for outcome, _, _ in rows] == ["ok"] * 3
     assert all(index >= 0 and count == 30 for _, index, count in rows)
+
+
+def test_concurrent_queries_share_commits_and_each_gets_its_own_leaf(sharing: Sharing) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xietong.apps.exchange import gateway
+    from xietong.kernel import audit
+    from xietong.kernel.org.systems import authenticate_api_key
+
+    s = sharing
+    grant(s)
+    ctx = s.world.ctx
+    actor = authenticate_api_key(ctx, s.system_key)
+    assert actor is not None
+
+    def one(number: int) -> tuple[int, str]:
+        answer = gateway.query(
+            ctx, actor, s.code, f"client-{number}", gateway.GatewayQuery(None, {}, 2, number)
+        )
+        return answer.audit_index, answer.response_sha256
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(24)))
+    indexes = [index for index, _ in results]
+    assert len(set(indexes)) == 24
+    with ctx.db.read() as session:
+        logged = {row.audit_index: row.client for row in session.scalars(select(QueryLog))}
+        for number, (index, digest) in enumerate(results):
+            assert logged[index] == f"client-{number}"
+            payload = __import__("json").loads(audit.get_leaf(session, index).payload)
+            assert payload["client"] == f"client-{number}"
+            assert payload["response_sha256"] == digest

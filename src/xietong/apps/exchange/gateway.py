@@ -40,13 +40,14 @@ from xietong.apps.exchange.connectors.base import (
 )
 from xietong.apps.exchange.connectors.settings import LIVE
 from xietong.apps.exchange.grants import grant_state, today
+from xietong.apps.exchange.group_commit import commit_leaf
 from xietong.apps.exchange.masking import mask_rows
 from xietong.apps.exchange.models import Item, Resource
 from xietong.apps.exchange.quality import normalise
 from xietong.apps.exchange.ratelimit import LIMITER, retry_after
-from xietong.apps.exchange.sharing_models import Connector, Grant, QueryLog
+from xietong.apps.exchange.sharing_models import Connector, Grant
 from xietong.apps.exchange.vocab import Status
-from xietong.kernel import audit, clock
+from xietong.kernel import audit
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.canonical import canonical_json
 from xietong.kernel.context import Context
@@ -213,11 +214,11 @@ def _audit(
     provider_ms: float,
     detail: str | None = None,
 ) -> int:
-    """The audit leaf and the query-log row, in one transaction; returns the leaf index.
+    """The audit leaf and the query-log row, committed together; returns the leaf index.
 
-    Written by hand rather than through ``UnitOfWork`` because the log row stores the
-    leaf's index, which only ``audit.append`` knows: the leaf goes in first, then the
-    row, then one COMMIT. The gateway emits no events, so nothing else is skipped.
+    Not through ``UnitOfWork``: the log row stores the leaf's index, which only
+    ``audit.append`` knows, and concurrent queries share one transaction
+    (``group_commit``). The gateway emits no events, so nothing else is skipped.
     """
     entry = audit.Entry(
         actor.label,
@@ -238,35 +239,20 @@ def _audit(
             "outcome": outcome,
         },
     )
-    session = ctx.db.write_session()
-    try:
-        session.begin()
-        now = clock.now()
-        index = audit.append(session, [entry], now=now)[0]
-        session.add(
-            QueryLog(
-                resource_id=plan.resource_id,
-                provider_id=plan.provider_id,
-                consumer_id=plan.consumer_id,
-                grant_id=plan.grant_id,
-                system_code=actor.name,
-                client=client,
-                outcome=outcome,
-                row_count=rows,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                provider_ms=round(provider_ms, 3),
-                audit_index=index,
-                detail=detail,
-                created_at=now,
-            )
-        )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-    return index
+    row = {
+        "resource_id": plan.resource_id,
+        "provider_id": plan.provider_id,
+        "consumer_id": plan.consumer_id,
+        "grant_id": plan.grant_id,
+        "system_code": actor.name,
+        "client": client,
+        "outcome": outcome,
+        "row_count": rows,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        "provider_ms": round(provider_ms, 3),
+        "detail": detail,
+    }
+    return commit_leaf(ctx, entry, row)
 
 
 def query(

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table, create_engine, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from xietong.apps.exchange.connectors.base import (
     FetchRequest,
@@ -70,7 +71,11 @@ def _engine(url: str, timeout_s: float) -> Engine:
                 f"file:{path}?mode=ro", uri=True, timeout=timeout_s, check_same_thread=False
             )
 
-        return create_engine("sqlite://", creator=connect, pool_pre_ping=False)
+        # An explicit QueuePool: for a URL without a file name SQLAlchemy would pick
+        # SingletonThreadPool, which closes connections other threads are still using.
+        return create_engine(
+            "sqlite://", creator=connect, poolclass=QueuePool, pool_size=8, max_overflow=8
+        )
     options = "-c default_transaction_read_only=on"  # PostgreSQL, the other one allowed
     options += f" -c statement_timeout={int(timeout_s * 1000)}"
     return create_engine(
