@@ -82,6 +82,13 @@ class ProviderServer:
         filters = query.get("filters") or {}
         limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
         matched = [row for row in self.rows if all(row.get(k) == v for k, v in filters.items())]
+        after = query.get("after")
+        if isinstance(after, dict):
+            field, value = after.get("field"), after.get("value")
+            matched = sorted(
+                (row for row in matched if row.get(field) is not None and row[field] > value),
+                key=lambda row: row[field],
+            )
         page = [{f: row.get(f) for f in fields} if fields else dict(row) for row in matched]
         page = page[offset : offset + limit]
         return self.transform(page) if self.transform else page

@@ -136,7 +136,7 @@ class ChangeDelivered(_SharingEvent):
     subscription_id: int
     op: str
     key: str
-    data: dict[str, object]
+    values: dict[str, object]  # the record by item name, cut to the grant and masked
 
     @property
     def subject(self) -> str:

@@ -133,6 +133,13 @@ def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
 
 
 @hookimpl
+def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
+    from xietong.apps.exchange.subscriptions import poll_all
+
+    return [("exchange.poll_changes", 60.0, poll_all)]
+
+
+@hookimpl
 def api_routers() -> list[APIRouter]:
     from xietong.apps.exchange.routes import router
     from xietong.apps.exchange.sharing_routes import router as sharing

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.exchange import connector_service, gateway, grants, receipts
+from xietong.apps.exchange import connector_service, gateway, grants, receipts, subscriptions
 from xietong.apps.exchange.connectors.settings import ConnectorInput
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -35,6 +35,8 @@ Decider = _as("exchange.request.decide")
 GrantManager = _as("exchange.grant.manage")
 Querier = _as("exchange.gateway.query")
 ReceiptReader = _as("exchange.receipt.read")
+Publisher = _as("exchange.change.publish")
+Subscriber = _as("exchange.subscription.manage")
 
 
 class Strict(BaseModel):
@@ -80,6 +82,62 @@ class QueryIn(Strict):
     filters: dict[str, Any] = Field(default_factory=dict)
     limit: int = 100
     offset: int = 0
+
+
+class ChangeIn(Strict):
+    op: str = Field(default="upsert", max_length=8)
+    key: str = Field(max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChangesIn(Strict):
+    changes: list[ChangeIn] = Field(min_length=1, max_length=subscriptions.MAX_CHANGES)
+
+
+class SubscriptionIn(Strict):
+    resource_code: str = Field(max_length=32)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    consumer_code: str | None = Field(default=None, max_length=64)
+
+
+class ReplayIn(Strict):
+    after: int = Field(default=0, ge=0)
+
+
+@router.get("/subscriptions")
+def list_subscriptions(ctx: CtxDep, actor: Subscriber) -> Any:
+    return [asdict(v) for v in subscriptions.list_subscriptions(ctx, actor)]
+
+
+@router.post("/subscriptions", status_code=201)
+def subscribe(body: SubscriptionIn, ctx: CtxDep, actor: Subscriber) -> Any:
+    view = subscriptions.subscribe(
+        ctx,
+        actor,
+        body.resource_code,
+        webhook_url=body.webhook_url,
+        consumer_code=body.consumer_code,
+    )
+    return asdict(view)
+
+
+@router.get("/subscriptions/{subscription_id}/changes")
+def subscription_changes(
+    subscription_id: int,
+    ctx: CtxDep,
+    actor: Subscriber,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    found = subscriptions.changes_since(ctx, actor, subscription_id, after, limit)
+    return [asdict(v) for v in found]
+
+
+@router.post("/subscriptions/{subscription_id}/replay")
+def replay_subscription(
+    subscription_id: int, body: ReplayIn, ctx: CtxDep, actor: Subscriber
+) -> Any:
+    return {"queued": subscriptions.replay(ctx, actor, subscription_id, body.after)}
 
 
 @router.get("/requests")
@@ -154,6 +212,12 @@ def configure_connector(code: str, body: ConnectorIn, ctx: CtxDep, actor: Connec
 @router.post("/resources/{code:path}/connector/test")
 def test_connector(code: str, ctx: CtxDep, actor: ConnectorManager) -> Any:
     return asdict(connector_service.test_connection(ctx, actor, code))
+
+
+@router.post("/resources/{code:path}/changes")
+def publish_changes(code: str, body: ChangesIn, ctx: CtxDep, actor: Publisher) -> Any:
+    changes = [subscriptions.ChangeInput(c.op, c.key, c.data) for c in body.changes]
+    return subscriptions.publish_changes(ctx, actor, code, changes)
 
 
 @router.post("/resources/{code:path}/query")

@@ -28,6 +28,9 @@ class FetchRequest:
     filters: dict[str, Any] = field(default_factory=dict)
     limit: int = 100
     offset: int = 0
+    # (field, value): only rows whose field is greater, in that field's order — how the
+    # change poll reads what is new since its cursor
+    after: tuple[str, Any] | None = None
 
 
 @dataclass(frozen=True)

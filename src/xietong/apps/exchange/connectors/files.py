@@ -99,9 +99,8 @@ class FileConnector:
         checked = False
         for record in self._records():
             if not checked:
-                missing = [
-                    name for name in (*request.fields, *request.filters) if name not in record
-                ]
+                wanted = (*request.fields, *request.filters, *(request.after or ())[:1])
+                missing = [name for name in wanted if name not in record]
                 if missing:
                     raise ProviderError(
                         f"文件中没有字段：{', '.join(missing)}",
@@ -110,6 +109,10 @@ class FileConnector:
                 checked = True
             # csv gives text: compare filters as text so 1 and "1" match alike
             if any(str(record.get(k)) != str(v) for k, v in request.filters.items()):
+                continue
+            if request.after is not None and not str(record.get(request.after[0])) > str(
+                request.after[1]
+            ):
                 continue
             if skipped < request.offset:
                 skipped += 1

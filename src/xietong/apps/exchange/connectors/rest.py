@@ -77,6 +77,8 @@ class RestConnector:
             "limit": request.limit + 1,
             "offset": request.offset,
         }
+        if request.after is not None:
+            body["after"] = {"field": request.after[0], "value": request.after[1]}
         response = self._post(body)
         if response.status_code in RETRY_STATUSES:
             raise ProviderUnavailable(

@@ -132,6 +132,10 @@ class SqlConnector:
         for name, value in request.filters.items():
             query = query.where(self._column(name) == value)
         order = [self._column(self.key)] if self.key else list(table.primary_key.columns)
+        if request.after is not None:
+            column = self._column(request.after[0])
+            query = query.where(column > request.after[1])
+            order = [column, *order]
         query = query.order_by(*(order or [table.c[0]]))
         query = query.limit(request.limit + 1).offset(request.offset)
         try:
