@@ -92,3 +92,124 @@ def entry(
 def tree_size(ctx: Context) -> int:
     with ctx.db.read() as session:
         return audit.tree_size(session)
+
+
+# --- sharing: a provider table, a connector, a consumer system ----------------------
+
+PEOPLE_ITEMS = [
+    {"name": "姓名", "data_type": "string", "classification": "sensitive"},
+    {"name": "公民身份号码", "data_type": "string", "classification": "sensitive"},
+    {"name": "出生日期", "data_type": "date", "classification": "internal"},
+    {"name": "手机号码", "data_type": "string", "classification": "sensitive"},
+    {"name": "户籍地址", "data_type": "string", "classification": "sensitive"},
+]
+
+
+def people_table(path: Any, count: int = 30) -> list[dict[str, Any]]:
+    """A real SQLite provider table ``people`` with fake residents; returns the rows."""
+    import sqlite3
+
+    from xietong.apps.exchange.fake import people
+
+    rows = people(count)
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, xm TEXT, sfzh TEXT, csrq TEXT,"
+            " sjhm TEXT, dz TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (r["id"], r["姓名"], r["公民身份号码"], r["出生日期"], r["手机号码"], r["户籍地址"])
+                for r in rows
+            ],
+        )
+    return rows
+
+
+PEOPLE_FIELDS = {
+    "姓名": "xm",
+    "公民身份号码": "sfzh",
+    "出生日期": "csrq",
+    "手机号码": "sjhm",
+    "户籍地址": "dz",
+}
+
+
+@dataclass
+class Sharing:
+    world: Any
+    provider: dict[str, str]  # steward_a's token headers
+    consumer: dict[str, str]  # steward_b's token headers
+    system_key: str
+    code: str
+    rows: list[dict[str, Any]]
+
+    def system(self, client: str = "dept-b/population-check") -> dict[str, str]:
+        return {"X-API-Key": self.system_key, "X-Xietong-Client": client}
+
+
+def drain(ctx: Context) -> int:
+    """Run the relay (and with it the plugins' consumers) until the outbox is empty."""
+    from xietong.kernel.bus import InProcessBus, relay_once
+
+    bus, total = InProcessBus(ctx), 0
+    while (count := relay_once(ctx, bus)) > 0:
+        total += count
+    return total
+
+
+def publish_people(app: Any, headers: dict[str, str], share_type: str) -> str:
+    body: dict[str, Any] = {
+        "name": "户籍人口基本信息",
+        "category": [
+            {"code": "1", "name": "基础信息资源"},
+            {"code": "01", "name": "人口基础信息"},
+            {"code": "001", "name": "户籍人口"},
+        ],
+        "provider_code": "dept-a",
+        "summary": "户籍人口的身份与户籍登记信息。",
+        "format": "database",
+        "items": PEOPLE_ITEMS,
+        "share_type": share_type,
+        "share_methods": ["api"] if share_type != "not_shared" else [],
+        "update_cycle": "daily",
+    }
+    if share_type == "conditional":
+        body["share_conditions"] = "限于出生一件事联办使用。"
+    if share_type == "not_shared":
+        body["not_shared_basis"] = "《中华人民共和国个人信息保护法》第三十四条"
+    created = app.client.post("/api/v1/exchange/resources", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    code = created.json()["code"]
+    published = app.client.post(f"/api/v1/exchange/resources/{code}/publish", headers=headers)
+    assert published.status_code == 200, published.text
+    return code
+
+
+@pytest.fixture
+def sharing(world: Any, tmp_path: Any) -> Sharing:  # noqa: F811 (the fixture)
+    from xietong.kernel.org.systems import register_connected_system
+
+    op = operator_actor("test")
+    for username, dept in (("steward_a", world.dept_a), ("steward_b", world.dept_b)):
+        user = service.add_user(world.ctx, op, username, username.upper(), "secret")
+        service.grant_membership(world.ctx, op, user.id, dept, Role.DATA_STEWARD)
+    provider, consumer = world.token("steward_a"), world.token("steward_b")
+    code = publish_people(world, provider, "unconditional")
+    rows = people_table(tmp_path / "provider.db")
+    configured = world.client.put(
+        f"/api/v1/exchange/resources/{code}/connector",
+        json={
+            "kind": "sql",
+            "config": {"table": "people", "key": "id"},
+            "secret": {"url": f"sqlite:///{tmp_path / 'provider.db'}"},
+            "fields": PEOPLE_FIELDS,
+        },
+        headers=provider,
+    )
+    assert configured.status_code == 200, configured.text
+    issued = register_connected_system(
+        world.ctx, op, "dept-b-sys", "乙局业务系统", world.dept_b, ["window_clerk"]
+    )
+    return Sharing(world, provider, consumer, issued.api_key, code, rows)

@@ -67,3 +67,77 @@ class CatalogueImported(Event):
     @property
     def subject(self) -> str:
         return f"exchange.import:{self.sha256[:16]}"
+
+
+# --- sharing: requests, grants, changes -------------------------------------------
+# Each names the departments involved (``department_ids``): a department-scoped webhook
+# subscription receives the events of its own requests and grants, nothing else.
+
+
+@dataclass(frozen=True)
+class _SharingEvent(Event):
+    resource_code: str
+    department_id: int  # the consuming department
+    department_ids: tuple[int, ...]  # provider and consumer
+
+
+@event_type("exchange.request.submitted", "A department requested a resource")
+@dataclass(frozen=True)
+class ShareRequested(_SharingEvent):
+    request_id: int
+    share_type: str
+
+    @property
+    def subject(self) -> str:
+        return f"exchange.request:{self.request_id}"
+
+
+@event_type("exchange.request.decided", "A share request was approved or refused")
+@dataclass(frozen=True)
+class ShareRequestDecided(_SharingEvent):
+    request_id: int
+    status: str
+
+    @property
+    def subject(self) -> str:
+        return f"exchange.request:{self.request_id}"
+
+
+@event_type("exchange.grant.created", "A department was granted a resource")
+@dataclass(frozen=True)
+class GrantCreated(_SharingEvent):
+    grant_id: int
+    items: tuple[str, ...]
+    valid_until: str
+
+    @property
+    def subject(self) -> str:
+        return f"exchange.grant:{self.grant_id}"
+
+
+@event_type("exchange.grant.revoked", "A grant was revoked")
+@dataclass(frozen=True)
+class GrantRevoked(_SharingEvent):
+    grant_id: int
+    reason: str
+
+    @property
+    def subject(self) -> str:
+        return f"exchange.grant:{self.grant_id}"
+
+
+@event_type(
+    "exchange.change.delivered",
+    "A provider's change, cut to one subscriber's grant and masked",
+)
+@dataclass(frozen=True)
+class ChangeDelivered(_SharingEvent):
+    change_id: int
+    subscription_id: int
+    op: str
+    key: str
+    values: dict[str, object]  # the record by item name, cut to the grant and masked
+
+    @property
+    def subject(self) -> str:
+        return f"exchange.change:{self.change_id}"
