@@ -7,6 +7,7 @@ this module while it is being built, and the routes ask it for actions.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xietong.kernel.access import Actor, Role, register_action
@@ -116,6 +117,18 @@ def api_routers() -> list[APIRouter]:
     from xietong.apps.services.routes import router
 
     return [router]
+
+
+@hookimpl
+def web_routers() -> list[APIRouter]:
+    from xietong.apps.services.pages import router
+
+    return [router]
+
+
+@hookimpl
+def template_dirs() -> list[str]:
+    return [str(Path(__file__).parent / "templates")]
 
 
 @hookimpl
