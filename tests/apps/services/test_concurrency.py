@@ -33,7 +33,7 @@ def _race(count: int, work) -> list[object]:
         barrier.wait()
         try:
             results[index] = work(index)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+        except Exception as error:
             results[index] = error
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]

@@ -170,6 +170,13 @@ def event_consumers() -> list[tuple[str, str, Any]]:
 
 
 @hookimpl
+def cli_apps() -> list[tuple[str, Any]]:
+    from xietong.apps.services.walkthrough import cli
+
+    return [("services", cli)]
+
+
+@hookimpl
 def demo_data(ctx: Context) -> None:
     from xietong.apps.services.demo import load_demo
 
