@@ -182,3 +182,23 @@ def test_workbook_round_trip_and_all_or_nothing(city: City) -> None:
     assert (report.created, report.updated, report.errors) == (1, 1, [])
     with pytest.raises(InvalidInput):
         workbook.import_matters_xlsx(city.ctx, city.op, b"not a workbook")
+
+
+def test_delete_only_unused_matters(city: City) -> None:
+    with pytest.raises(Conflict) as error:
+        catalogue.delete_matter(city.ctx, city.op, "430100-WJW-CSYXZM")
+    assert error.value.code == "matter_in_use"
+    catalogue.create_matter(city.ctx, city.op, replace(MATTERS[0], code="SPARE-1"))
+    catalogue.delete_matter(city.ctx, city.op, "SPARE-1")
+    assert [m.code for m in catalogue.search_matters(city.ctx, city.op, "SPARE")] == []
+
+
+def test_unpublished_bundle_cannot_be_applied_for(city: City) -> None:
+    from xietong.apps.services import applications
+    from xietong.kernel.errors import NotFound
+
+    bundles.withdraw_bundle(city.ctx, city.op, "birth")
+    with pytest.raises(NotFound):
+        applications.submit(city.ctx, city.actor("citizen"), "birth", {}, {}, "k")
+    with pytest.raises(Forbidden):  # a draft is not shown to the public
+        bundles.get_bundle(city.ctx, city.actor("citizen"), "birth")

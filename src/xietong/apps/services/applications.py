@@ -326,6 +326,7 @@ def application_view(
         number=app.number,
         bundle_code=bundle.code,
         bundle_name=bundle.name,
+        applicant_user_id=app.applicant_user_id,
         applicant_name=app.applicant_name,
         status=app.status,
         submitted_at=app.submitted_at,
@@ -351,6 +352,7 @@ def application_view(
                 due_date=s.due_date,
                 ended_at=s.ended_at,
                 depends_on=list(links[s.matter_id].depends_on) if s.matter_id in links else [],
+                output_titles={o["name"]: o["title"] for o in matters[s.matter_id].outputs},
             )
             for s in subs
         ],

@@ -392,6 +392,12 @@ def load(session: Session, code: str) -> Bundle:
 def bundle_view(session: Session, row: Bundle) -> BundleView:
     names = dict(session.execute(select(Department.id, Department.name)).all())
     members = _members(session, row.id)
+    titles = {m.code: {o["name"]: o["title"] for o in m.outputs} for _bm, m in members}
+
+    def titled(mapping: dict[str, str]) -> dict[str, str]:
+        title = titles.get(mapping.get("from", ""), {}).get(mapping.get("output", ""), "")
+        return {**mapping, "title": title or mapping.get("output", "")}
+
     return BundleView(
         id=row.id,
         code=row.code,
@@ -410,7 +416,7 @@ def bundle_view(session: Session, row: Bundle) -> BundleView:
                 department_id=m.department_id,
                 department_name=names.get(m.department_id, ""),
                 depends_on=list(bm.depends_on),
-                mappings=list(bm.mappings),
+                mappings=[titled(m) for m in bm.mappings],
                 promised_days=m.promised_days,
             )
             for bm, m in members

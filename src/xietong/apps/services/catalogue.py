@@ -371,3 +371,27 @@ def all_matters(ctx: Context, actor: Actor) -> list[MatterView]:
         return [
             MatterView.of(m, d.code, d.name) for m, d in session.execute(stmt.order_by(Matter.code))
         ]
+
+
+def delete_matter(ctx: Context, actor: Actor, code: str) -> None:
+    """Delete a matter no bundle uses (a used one is deactivated instead: ``active``)."""
+    from xietong.apps.services.models import BundleMatter, SubCase
+
+    authorize(actor, MANAGE)
+    with UnitOfWork(ctx, actor) as uow:
+        session = uow.session
+        row = load(session, code)
+        authorize(actor, MANAGE, guarded(row.department_id))
+        used = session.scalar(
+            select(BundleMatter.id).where(BundleMatter.matter_id == row.id).limit(1)
+        ) or session.scalar(select(SubCase.id).where(SubCase.matter_id == row.id).limit(1))
+        if used:
+            raise Conflict(
+                "事项已被一件事或办件使用，不能删除；请改为停用",
+                "The matter is used by a bundle or an application; deactivate it instead",
+                code="matter_in_use",
+            )
+        session.delete(row)
+        uow.record("services.matter.delete", f"services.matter:{code}", {"code": code})
+        uow.emit(MatterChanged(code, row.version, False), MODULE)
+        uow.commit()

@@ -7,6 +7,7 @@ this module while it is being built, and the routes ask it for actions.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xietong.kernel.access import Actor, Role, register_action
@@ -119,6 +120,18 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
+def web_routers() -> list[APIRouter]:
+    from xietong.apps.services.pages import router
+
+    return [router]
+
+
+@hookimpl
+def template_dirs() -> list[str]:
+    return [str(Path(__file__).parent / "templates")]
+
+
+@hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
     from xietong.kernel.access import can
 
@@ -154,6 +167,13 @@ def event_consumers() -> list[tuple[str, str, Any]]:
         ("services.instance_completed", "workflow.instance.completed", on_instance_ended),
         ("services.instance_terminated", "workflow.instance.terminated", on_instance_ended),
     ]
+
+
+@hookimpl
+def cli_apps() -> list[tuple[str, Any]]:
+    from xietong.apps.services.walkthrough import cli
+
+    return [("services", cli)]
 
 
 @hookimpl

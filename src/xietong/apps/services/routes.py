@@ -251,6 +251,12 @@ def update_matter(code: str, body: MatterUpdateIn, ctx: CtxDep, actor: MatterMan
     return asdict(view)
 
 
+@router.delete("/matters/{code}", status_code=204)
+def delete_matter(code: str, ctx: CtxDep, actor: MatterManager) -> Response:
+    catalogue.delete_matter(ctx, actor, code)
+    return Response(status_code=204)
+
+
 # -- bundles --
 
 

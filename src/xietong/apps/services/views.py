@@ -110,6 +110,7 @@ class SubCaseView:
     due_date: date | None
     ended_at: datetime | None
     depends_on: list[str]
+    output_titles: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class ApplicationView:
     number: str
     bundle_code: str
     bundle_name: str
+    applicant_user_id: int
     applicant_name: str
     status: str
     submitted_at: datetime
