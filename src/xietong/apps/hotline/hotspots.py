@@ -1,0 +1,119 @@
+"""热点: clusters of tickets on one topic and place, per week, ranked, with a trend.
+
+Tickets of the window are grouped by district, then clustered by text within a
+district: each ticket joins the cluster whose centroid (mean TF-IDF vector of jieba
+tokens) is closest, if the cosine similarity reaches ``JOIN_SIMILARITY``, else starts a
+new one (single-pass leader clustering — fast, deterministic, and good enough for short
+messages about one pothole or one noisy site). A cluster's label is its heaviest words.
+Clusters are ranked by tickets in the latest week, then in the whole window; the trend
+is the count per week, oldest first.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from xietong.apps.hotline import text as textmod
+
+JOIN_SIMILARITY = 0.3
+MIN_TICKETS = 2
+LABEL_WORDS = 4
+
+
+@dataclass(frozen=True)
+class HotItem:
+    ref: str
+    text: str
+    district: str  # a name, or "" for the city as a whole
+    week: date  # the Monday of the ticket's week (China time)
+
+
+@dataclass(frozen=True)
+class Hotspot:
+    label: str
+    keywords: list[str]
+    district: str
+    total: int
+    latest: int
+    trend: list[int]  # tickets per week, oldest first (aligned with ``weeks``)
+    rising: bool
+    refs: list[str]
+
+
+@dataclass(frozen=True)
+class HotspotReport:
+    weeks: list[str]
+    hotspots: list[Hotspot]
+    tickets: int
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def discover(items: Sequence[HotItem], weeks: Sequence[date], *, limit: int = 10) -> list[Hotspot]:
+    if not items:
+        return []
+    vectorizer = TfidfVectorizer(
+        analyzer=textmod.tokens, sublinear_tf=True, norm="l2", dtype=np.float32
+    )
+    try:
+        matrix = vectorizer.fit_transform([item.text for item in items])
+    except ValueError:
+        return []
+    vocabulary = np.array(vectorizer.get_feature_names_out())
+    by_district: dict[str, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        by_district[item.district].append(index)
+    clusters: list[tuple[str, list[int], np.ndarray]] = []
+    for district, indexes in by_district.items():
+        local: list[tuple[list[int], np.ndarray]] = []
+        for index in indexes:
+            vector = matrix[index].toarray()[0]
+            best, best_score = -1, JOIN_SIMILARITY
+            for position, (_members, centroid) in enumerate(local):
+                norm = float(np.linalg.norm(centroid))
+                score = float(vector @ centroid) / norm if norm else 0.0
+                if score >= best_score:
+                    best, best_score = position, score
+            if best < 0:
+                local.append(([index], vector.copy()))
+            else:
+                members, centroid = local[best]
+                members.append(index)
+                centroid += (vector - centroid) / len(members)
+        clusters.extend((district, members, centroid) for members, centroid in local)
+    week_index = {week: position for position, week in enumerate(weeks)}
+    found: list[Hotspot] = []
+    for district, members, centroid in clusters:
+        if len(members) < MIN_TICKETS:
+            continue
+        trend = [0] * len(weeks)
+        for index in members:
+            position = week_index.get(items[index].week)
+            if position is not None:
+                trend[position] += 1
+        top = np.argsort(-centroid)[:LABEL_WORDS]
+        keywords = [str(vocabulary[i]) for i in top if centroid[i] > 0]
+        latest = trend[-1] if trend else 0
+        previous = trend[-2] if len(trend) > 1 else 0
+        found.append(
+            Hotspot(
+                label=f"{district or '全市'} · {'、'.join(keywords[:3])}",
+                keywords=keywords,
+                district=district,
+                total=len(members),
+                latest=latest,
+                trend=trend,
+                rising=latest > previous,
+                refs=[items[index].ref for index in members],
+            )
+        )
+    found.sort(key=lambda spot: (-spot.latest, -spot.total, spot.label))
+    return found[:limit]
