@@ -173,9 +173,7 @@ def department_stats(ctx: Context, actor: Actor, month: str | None = None) -> li
             )
         }
     result = [
-        DepartmentStats(dept, *names[dept], **row)
-        for dept, row in values.items()
-        if dept in names
+        DepartmentStats(dept, *names[dept], **row) for dept, row in values.items() if dept in names
     ]
     return sorted(result, key=lambda s: (-s.queries_served, -s.requests_received, s.code))
 
