@@ -22,6 +22,7 @@ from xietong.apps.exchange.service import MANAGE
 from xietong.apps.exchange.vocab import (
     Classification,
     DataType,
+    ShareMethod,
     ShareType,
     UpdateCycle,
     label,
@@ -39,7 +40,7 @@ PAGE = 20
 STATUS = {
     "pending": ("待审批", "Pending", "yellow"),
     "approved": ("已同意", "Approved", "green"),
-    "refused": ("不予共享", "Refused", "red"),
+    "refused": ("未同意", "Refused", "red"),
     "withdrawn": ("已撤回", "Withdrawn", "gray"),
     "active": ("有效", "Active", "green"),
     "revoked": ("已撤销", "Revoked", "red"),
@@ -66,6 +67,7 @@ def _globals(request: Request) -> dict[str, Any]:
         "type_label": lambda v: _vocab(DataType, v),
         "level_label": lambda v: _vocab(Classification, v),
         "share_badge": SHARE_BADGE,
+        "method_label": lambda v: _vocab(ShareMethod, v),
         "status_of": STATUS,
         "rules": RULES,
         "flash": request.session.pop("flash", None),
