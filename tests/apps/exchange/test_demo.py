@@ -40,3 +40,28 @@ def test_demo_catalogue_twice(ctx: Context) -> None:
     graph = dcat.build_catalog(ctx, ADMIN, "http://127.0.0.1:8000/")
     conforms, _graph, text = validate(graph, shacl_graph=shapes, inference="none")
     assert conforms, text
+
+
+def test_demo_sharing_end_to_end(ctx: Context) -> None:
+    import json
+
+    from xietong.apps.exchange import grants, stats
+    from xietong.apps.exchange.demo_sharing import HUKOU, load_demo_sharing
+    from xietong.demo import load_demo
+
+    load_demo(ctx)
+    rows = {row.code: row for row in stats.department_stats(ctx, ADMIN)}
+    assert rows["430100-ga"].queries_served == 24  # 户籍, by the 医保 system
+    assert rows["430100-wjw"].queries_served == 8
+    assert rows["430100-wjw"].requests_approved == 1 and rows["430100-wjw"].requests_refused == 1
+    assert rows["430100-sw"].requests_refused == 1  # 不予共享
+    assert rows["430100-yb"].requests_pending == 1  # waiting in the 医保局's inbox
+    assert rows["430100-yb"].queries_made == 24
+    given = grants.list_grants(ctx, ADMIN, role="provider")
+    hukou = next(g for g in given if g.resource_code == HUKOU)
+    assert hukou.masked == {"姓名": "name", "公民身份号码": "id_number", "户籍地址": "address"}
+    keys = json.loads((ctx.settings.data_dir / "exchange-demo" / "systems.json").read_text())
+    assert set(keys) == {"yb-ywxt", "rs-shbk", "ga-hjxt"}
+    leaves = tree_size(ctx)
+    load_demo_sharing(ctx)
+    assert tree_size(ctx) == leaves

@@ -217,3 +217,16 @@ def test_only_never_published_drafts_are_deleted(org: Org) -> None:
         queries.get_resource(org.ctx, ADMIN, draft.code)
     assert _event_types(org)[-1] == "exchange.resource.deleted"
     assert replace(entry(), code=None).code is None
+
+
+def test_search_cuts_chinese_queries_into_words(org: Org) -> None:
+    from xietong.apps.exchange.search_terms import search_terms
+
+    assert search_terms("户籍人口信息") == ["户籍", "人口", "信息"]
+    assert search_terms("101001/000001 的") == ["101001/000001"]
+    service.create_resource(org.ctx, org.steward_a, entry())  # 户籍人口基本信息
+    found = queries.search_resources(org.ctx, org.steward_a, ResourceQuery(text="户籍人口信息"))
+    assert found.total == 1  # a substring match would find nothing
+    assert (
+        queries.search_resources(org.ctx, org.steward_a, ResourceQuery(text="户籍 企业")).total == 0
+    )

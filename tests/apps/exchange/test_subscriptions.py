@@ -188,3 +188,25 @@ def test_connector_poll_publishes_new_rows_once(sharing: Sharing, tmp_path: Path
     assert changes[-1]["source"] == "poll"
     events = drain(ctx)
     assert events >= 31
+
+
+def test_failing_webhook_is_dead_lettered_and_replayable(sharing: Sharing) -> None:
+    from xietong.kernel.access import operator_actor
+    from xietong.kernel.bus.replay import replay_dead
+
+    s = sharing
+    grant(s)
+    sub = subscribe(s, "http://127.0.0.1:9/unreachable")
+    s.world.client.post(
+        f"{API}/resources/{s.code}/changes", json={"changes": [CHANGE]}, headers=s.provider
+    )
+    drain(s.world.ctx)
+    ctx = s.world.ctx
+    ctx.settings = ctx.settings.model_copy(update={"webhook_max_attempts": 1})
+    with httpx.Client(timeout=1) as client:
+        assert deliver_due(ctx, client) == 1
+    with ctx.db.read() as session:
+        assert list(session.scalars(select(WebhookDelivery.status))) == ["dead"]
+    assert replay_dead(ctx, operator_actor("test"), subscription_id=sub["webhook_id"]) == 1
+    with ctx.db.read() as session:
+        assert list(session.scalars(select(WebhookDelivery.status))) == ["pending"]

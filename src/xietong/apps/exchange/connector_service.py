@@ -127,6 +127,9 @@ def configure_connector(
         )
         view = ConnectorView.of(row, resource.code)
         uow.commit()
+    from xietong.apps.exchange.gateway import forget
+
+    forget(ctx, resource.code)
     return view
 
 

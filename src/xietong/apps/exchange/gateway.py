@@ -127,77 +127,115 @@ def _check_query(client: str, query: GatewayQuery) -> None:
             )
 
 
+@dataclass(frozen=True)
+class _Meta:
+    """What the gateway needs of the catalogue and the connector — read once per TTL."""
+
+    resource_id: int
+    provider_id: int
+    connector: Connector | None  # detached, read-only
+    types: dict[str, str]
+    read_at: float
+
+
+META_TTL_S = 2.0
+_meta: dict[tuple[str, str], _Meta] = {}
+
+
+def forget(ctx: Context, code: str) -> None:
+    """Drop the cached catalogue data of ``code`` (after its connector changed)."""
+    _meta.pop((ctx.db.url, code), None)
+
+
+def _catalogue(ctx: Context, session: Any, code: str) -> _Meta:
+    """The resource's id, provider, connector and item types, cached for ``META_TTL_S``.
+
+    Grants are never cached (a revocation takes effect at the next query); the
+    catalogue and connector change rarely, and an edit in this process drops the
+    entry at once (``forget``), in another process within two seconds.
+    """
+    key = (ctx.db.url, code)
+    now = time.monotonic()
+    found = _meta.get(key)
+    if found is not None and now - found.read_at < META_TTL_S:
+        return found
+    resource = session.scalar(select(Resource).where(Resource.code == code))
+    if resource is None or resource.status != Status.PUBLISHED.value:
+        _meta.pop(key, None)
+        raise NotFound.of("信息资源", "Resource", code)
+    connector = session.scalar(select(Connector).where(Connector.resource_id == resource.id))
+    if connector is not None:
+        session.expunge(connector)
+    types = {
+        name: data_type
+        for name, data_type in session.execute(
+            select(Item.name, Item.data_type).where(Item.resource_id == resource.id)
+        )
+    }
+    meta = _Meta(resource.id, resource.provider_id, connector, types, now)
+    _meta[key] = meta
+    return meta
+
+
 def _plan(ctx: Context, actor: Actor, code: str, query: GatewayQuery) -> _Plan:
     with ctx.db.read() as session:
-        resource = session.scalar(select(Resource).where(Resource.code == code))
-        if resource is None or resource.status != Status.PUBLISHED.value:
-            raise NotFound.of("信息资源", "Resource", code)
+        meta = _catalogue(ctx, session, code)
         grants = list(
             session.scalars(
                 select(Grant).where(
-                    Grant.resource_id == resource.id,
+                    Grant.resource_id == meta.resource_id,
                     Grant.consumer_id.in_(sorted(actor.department_ids)),
                     Grant.status == "active",
                 )
             )
         )
-        on = today()
-        valid = [grant for grant in grants if grant_state(grant, on) == "active"]
-        if not valid:
-            if grants:
-                raise _denied(
-                    "授权已过期或尚未生效",
-                    "The grant has expired or is not valid yet",
-                    "grant_expired",
-                )
+        for grant in grants:
+            session.expunge(grant)  # loaded: used after the read session ends
+    on = today()
+    valid = [grant for grant in grants if grant_state(grant, on) == "active"]
+    if not valid:
+        if grants:
             raise _denied(
-                "本部门没有该资源的有效授权（或已被撤销），请先提交共享申请",
-                "Your department holds no grant on this resource (or it was revoked)",
-                "no_grant",
+                "授权已过期或尚未生效",
+                "The grant has expired or is not valid yet",
+                "grant_expired",
             )
-        grant = max(valid, key=lambda g: len(g.items))
-        granted = tuple(grant.items)
-        wanted = tuple(query.items) if query.items else granted
-        beyond = [item for item in wanted if item not in granted]
-        filters = dict(query.filters or {})
-        beyond += [item for item in filters if item not in granted and item not in beyond]
-        if beyond:
-            raise _denied(
-                f"超出授权范围的信息项：{'、'.join(beyond)}",
-                f"Items beyond the grant: {', '.join(beyond)}",
-                "items_not_granted",
-                items=beyond,
-            )
-        connector = session.scalar(select(Connector).where(Connector.resource_id == resource.id))
-        if connector is None:
-            raise ProviderError(
-                "提供方尚未配置连接器", "The provider has not configured a connector"
-            )
-        session.expunge(connector)
-        types = {
-            name: data_type
-            for name, data_type in session.execute(
-                select(Item.name, Item.data_type).where(Item.resource_id == resource.id)
-            )
-        }
-        ordered = tuple(dict.fromkeys(wanted))
-        return _Plan(
-            resource.id,
-            resource.provider_id,
-            grant.consumer_id,
-            grant.id,
-            grant.rate_per_minute,
-            grant.purpose,
-            ordered,
-            {item: types[item] for item in ordered},
-            {k: v for k, v in (grant.masked or {}).items() if k in ordered},
-            filters,
-            connector,
-            {
-                item: (connector.fields or {}).get(item, item)
-                for item in set(ordered) | set(filters)
-            },
+        raise _denied(
+            "本部门没有该资源的有效授权（或已被撤销），请先提交共享申请",
+            "Your department holds no grant on this resource (or it was revoked)",
+            "no_grant",
         )
+    grant = max(valid, key=lambda g: len(g.items))
+    granted = tuple(grant.items)
+    wanted = tuple(query.items) if query.items else granted
+    beyond = [item for item in wanted if item not in granted]
+    filters = dict(query.filters or {})
+    beyond += [item for item in filters if item not in granted and item not in beyond]
+    if beyond:
+        raise _denied(
+            f"超出授权范围的信息项：{'、'.join(beyond)}",
+            f"Items beyond the grant: {', '.join(beyond)}",
+            "items_not_granted",
+            items=beyond,
+        )
+    connector = meta.connector
+    if connector is None:
+        raise ProviderError("提供方尚未配置连接器", "The provider has not configured a connector")
+    ordered = tuple(dict.fromkeys(wanted))
+    return _Plan(
+        meta.resource_id,
+        meta.provider_id,
+        grant.consumer_id,
+        grant.id,
+        grant.rate_per_minute,
+        grant.purpose,
+        ordered,
+        {item: meta.types[item] for item in ordered},
+        {k: v for k, v in (grant.masked or {}).items() if k in ordered},
+        filters,
+        connector,
+        {item: (connector.fields or {}).get(item, item) for item in set(ordered) | set(filters)},
+    )
 
 
 def _audit(

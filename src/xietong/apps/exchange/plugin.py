@@ -7,7 +7,7 @@ manager imports this module while it is being built, and the routes ask it for a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xietong.kernel.access import Role, register_action
 from xietong.kernel.hooks import hookimpl
@@ -15,6 +15,7 @@ from xietong.kernel.hooks import hookimpl
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from xietong.kernel.access import Actor
     from xietong.kernel.context import Context
 
 
@@ -148,7 +149,31 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
+def web_routers() -> list[APIRouter]:
+    from xietong.apps.exchange.pages import router
+
+    return [router]
+
+
+@hookimpl
+def template_dirs() -> list[str]:
+    from pathlib import Path
+
+    return [str(Path(__file__).parent / "templates")]
+
+
+@hookimpl
+def nav_items(actor: Actor) -> list[dict[str, Any]]:
+    if not actor.is_authenticated:
+        return []
+    return [{"href": "/exchange", "label_zh": "数据共享", "label_en": "Data sharing"}]
+
+
+@hookimpl
 def demo_data(ctx: Context) -> None:
     from xietong.apps.exchange.demo import load_demo_catalogue
 
     load_demo_catalogue(ctx)
+    from xietong.apps.exchange.demo_sharing import load_demo_sharing
+
+    load_demo_sharing(ctx)

@@ -4,9 +4,10 @@ Published entries are visible to every signed-in person and connected system; dr
 and withdrawn entries only to those who may manage the provider's resources. An entry
 the actor may not see answers "not found", so drafts do not leak through their codes.
 
-Search is a plain case-insensitive ``LIKE`` over name, summary, code and item names —
-enough for a city's few thousand entries. Chinese word segmentation (jieba) with SQLite
-FTS5 / PostgreSQL ``tsvector`` comes with the kernel's search module.
+Search cuts the query into words with jieba (``search_terms``); an entry matches when
+every word appears, case-insensitively, in its name, summary, code or an item name —
+enough for a city's few thousand entries. Full-text indexes (SQLite FTS5 /
+PostgreSQL ``tsvector``) come with the kernel's search module.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from xietong.apps.exchange.models import Item, Resource
+from xietong.apps.exchange.search_terms import search_terms
 from xietong.apps.exchange.service import MANAGE, READ, guarded, load
 from xietong.apps.exchange.views import ResourcePage, ResourceView
 from xietong.apps.exchange.vocab import ShareType, Status, values
@@ -88,8 +90,8 @@ def _filtered(actor: Actor, query: ResourceQuery) -> Select[tuple[Resource]]:
     visible = _visible(actor)
     if visible is not None:
         conditions.append(visible)
-    if query.text and query.text.strip():
-        pattern = _like(query.text.strip())
+    for term in search_terms(query.text or ""):  # every word, anywhere in the entry
+        pattern = _like(term)
         in_items = exists().where(
             and_(Item.resource_id == Resource.id, Item.name.ilike(pattern, escape="\\"))
         )

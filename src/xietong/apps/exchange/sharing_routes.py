@@ -11,11 +11,18 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.exchange import connector_service, gateway, grants, receipts, subscriptions
+from xietong.apps.exchange import (
+    connector_service,
+    gateway,
+    grants,
+    receipts,
+    stats,
+    subscriptions,
+)
 from xietong.apps.exchange.connectors.settings import ConnectorInput
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
@@ -37,6 +44,8 @@ Querier = _as("exchange.gateway.query")
 ReceiptReader = _as("exchange.receipt.read")
 Publisher = _as("exchange.change.publish")
 Subscriber = _as("exchange.subscription.manage")
+StatsReader = _as("exchange.stats.read")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class Strict(BaseModel):
@@ -102,6 +111,21 @@ class SubscriptionIn(Strict):
 
 class ReplayIn(Strict):
     after: int = Field(default=0, ge=0)
+
+
+@router.get("/stats")
+def department_stats(ctx: CtxDep, actor: StatsReader, month: str | None = None) -> Any:
+    return [asdict(row) for row in stats.department_stats(ctx, actor, month)]
+
+
+@router.get("/stats.xlsx")
+def stats_workbook(ctx: CtxDep, actor: StatsReader, month: str | None = None) -> Response:
+    name = f"exchange-stats-{month or 'all'}.xlsx"
+    return Response(
+        stats.stats_xlsx(ctx, actor, month),
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/subscriptions")

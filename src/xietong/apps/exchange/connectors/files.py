@@ -99,8 +99,8 @@ class FileConnector:
         checked = False
         for record in self._records():
             if not checked:
-                wanted = (*request.fields, *request.filters, *(request.after or ())[:1])
-                missing = [name for name in wanted if name not in record]
+                needed = (*request.fields, *request.filters, *(request.after or ())[:1])
+                missing = [name for name in needed if name not in record]
                 if missing:
                     raise ProviderError(
                         f"文件中没有字段：{', '.join(missing)}",
