@@ -224,7 +224,12 @@ def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
 
     def timed(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
         started = time.perf_counter()
-        response = client.request(method, url, **kwargs)
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.HTTPError as error:
+            with lock:
+                failures.append(f"{method} {url.split('/')[4]}: {type(error).__name__}")
+            raise Abandon from None
         spent = time.perf_counter() - started
         with lock:
             latencies.append(spent)
@@ -326,8 +331,10 @@ def main() -> None:
             args.applications,
             args.clients,
         )
+    log(f"  {result['sqlite']}")
     log("service layer, PostgreSQL …")
     result["postgresql"] = postgres(args.applications, args.clients)
+    log(f"  {result['postgresql']}")
     with tempfile.TemporaryDirectory() as scratch:
         log(f"HTTP API, {args.http_clients} clients …")
         result["http"] = http_api(Path(scratch), args.http_applications, args.http_clients)
