@@ -21,6 +21,7 @@ Prints a table, or with ``--json`` one JSON object. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -182,6 +183,10 @@ def service_layer(url: str, data_dir: Path, total: int, clients: int) -> dict[st
         ctx.close()
 
 
+class Abandon(Exception):
+    """A request failed: the client gives up this application (counted, not raised)."""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -205,6 +210,7 @@ def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
     latencies: list[float] = []
+    failures: list[str] = []
     lock = threading.Lock()
     tokens: dict[str, dict[str, str]] = {}
     with httpx.Client(base_url=base) as setup_client:
@@ -218,17 +224,29 @@ def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
 
     def timed(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
         started = time.perf_counter()
-        response = client.request(method, url, **kwargs)
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.HTTPError as error:
+            with lock:
+                failures.append(f"{method} {url.split('/')[4]}: {type(error).__name__}")
+            raise Abandon from None
         spent = time.perf_counter() - started
         with lock:
             latencies.append(spent)
         if response.status_code >= 400:
-            raise RuntimeError(f"{method} {url}: {response.status_code} {response.text[:200]}")
+            with lock:
+                failures.append(f"{method} {url.split('/')[4]}: {response.status_code}")
+            raise Abandon
         return response
 
     clients_http = [httpx.Client(base_url=base, timeout=60) for _ in range(clients)]
 
     def one(index: int) -> None:
+        # a failed request is counted in ``failures``; the client goes on with the next one
+        with contextlib.suppress(Abandon):
+            drive(index)
+
+    def drive(index: int) -> None:
         client = clients_http[index]
         citizen = tokens[f"citizen{index}"]
         _actor, materials = world["citizens"][index]
@@ -264,6 +282,8 @@ def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
         "applications": done,
         "clients": clients,
         "requests": len(latencies),
+        "failed_requests": len(failures),
+        "failures": sorted(set(failures))[:5],
         "seconds": round(elapsed, 3),
         "requests_per_s": round(len(latencies) / elapsed, 1),
         "applications_per_s": round(done / elapsed, 1),
@@ -311,8 +331,10 @@ def main() -> None:
             args.applications,
             args.clients,
         )
+    log(f"  {result['sqlite']}")
     log("service layer, PostgreSQL …")
     result["postgresql"] = postgres(args.applications, args.clients)
+    log(f"  {result['postgresql']}")
     with tempfile.TemporaryDirectory() as scratch:
         log(f"HTTP API, {args.http_clients} clients …")
         result["http"] = http_api(Path(scratch), args.http_applications, args.http_clients)
@@ -331,7 +353,8 @@ def main() -> None:
     print(
         f"HTTP API ({http['clients']} clients)  {http['requests_per_s']} requests/s, "
         f"{http['applications_per_s']} applications/s, p50 {http['p50_ms']} ms, "
-        f"p95 {http['p95_ms']} ms, p99 {http['p99_ms']} ms"
+        f"p95 {http['p95_ms']} ms, p99 {http['p99_ms']} ms, "
+        f"{http['failed_requests']} failed requests {http['failures']}"
     )
 
 

@@ -30,7 +30,9 @@ PDF = b"%PDF-1.7\n" + b"%" * 64
 def ofd() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("OFD.xml", "<ofd:OFD xmlns:ofd='http://www.ofdspec.org/2016'/>")
+        # a fixed timestamp: the same bytes (and SHA-256) on every call
+        entry = zipfile.ZipInfo("OFD.xml", date_time=(2026, 1, 1, 0, 0, 0))
+        archive.writestr(entry, "<ofd:OFD xmlns:ofd='http://www.ofdspec.org/2016'/>")
     return buffer.getvalue()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import select
 
 from tests.apps.services.conftest import BIRTH_FORM, PDF, PNG, City
@@ -141,3 +142,35 @@ def test_restaurant_bundle_flows_the_uscc(city: City) -> None:
         assert subs[code].status == "processing"
         detail = workbench.get_sub_case(ctx, city.op, subs[code].id)
         assert detail.form["uscc"] == "91430102MA4L1XY80X"
+
+
+def test_second_step_is_for_the_approver(city: City) -> None:
+    from xietong.apps.services import workbench
+    from xietong.kernel.errors import Forbidden
+
+    ctx = city.ctx
+    actor = city.actor("citizen")
+    materials = {
+        code: files.upload(ctx, actor, f"{code}.pdf", PDF + code.encode()).sha256
+        for code in ("legal_rep_id", "articles", "premises_proof", "kitchen_layout")
+    }
+    form = {
+        "company_name": "长沙湘味餐饮管理有限公司",
+        "legal_rep_name": "周湘",
+        "legal_rep_id_number": "430102199003151234",
+        "address": "长沙市芙蓉区解放西路 88 号",
+        "registered_capital": 50,
+        "business_scope": "餐饮服务",
+        "food_categories": "热食类",
+        "tax_contact_mobile": "13800000009",
+        "employee_count": 6,
+    }
+    view = applications.submit(ctx, actor, "restaurant", form, materials, "r2")
+    sub = by_matter(view)["SCJG-YYZZ"]
+    assert workbench.get_sub_case(ctx, city.actor("scjg.clerk"), sub.id).step == "受理审查"
+    workbench.approve(ctx, city.actor("scjg.clerk"), sub.id, outputs={"uscc": "X"})
+    detail = workbench.get_sub_case(ctx, city.actor("scjg.clerk"), sub.id)
+    assert detail.step == "审批决定" and not detail.can_act
+    with pytest.raises(Forbidden):
+        workbench.approve(ctx, city.actor("scjg.clerk"), sub.id, outputs={"uscc": "X"})
+    assert workbench.get_sub_case(ctx, city.actor("scjg.head"), sub.id).can_act

@@ -203,9 +203,10 @@ def _submit(
         run = Run(uow)
         progress.advance(progress.Case(run, app))
         run.finish()
-        view = application_view(session, app, created=True)
+        app_id = app.id
         uow.commit()
-    return view
+    # read back after commit: the write lock is not held for the view's queries
+    return read_view(ctx, app_id, created=True)
 
 
 def _materials(
@@ -242,6 +243,13 @@ def _materials(
             )
         found[code] = upload
     return found
+
+
+def read_view(ctx: Context, application_id: int, *, created: bool = False) -> ApplicationView:
+    with ctx.db.read() as session:
+        return application_view(
+            session, session.get_one(Application, application_id), created=created
+        )
 
 
 def load_application(session: Session, number: str) -> Application:
@@ -491,6 +499,6 @@ def supplement(
             {"sub_case_id": sub.id, "fields": sorted(fields), "materials": sorted(materials)},
         )
         run.finish()
-        view = application_view(session, app)
+        app_id = app.id
         uow.commit()
-    return view
+    return read_view(ctx, app_id)

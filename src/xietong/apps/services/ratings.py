@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
-from xietong.apps.services.applications import application_view, load_application
+from xietong.apps.services.applications import load_application, read_view
 from xietong.apps.services.events import MODULE, RatingGiven, RectificationChanged
 from xietong.apps.services.models import Application, Rating, Rectification, SubCase
 from xietong.apps.services.views import ApplicationView
@@ -140,9 +140,9 @@ def rate(
             f"services.application:{number}",
             {"ratings": [{"target": t, "level": lv} for t, _d, lv, _c in entries]},
         )
-        view = application_view(session, app)
+        app_id = app.id
         uow.commit()
-    return view
+    return read_view(ctx, app_id)
 
 
 @dataclass(frozen=True)

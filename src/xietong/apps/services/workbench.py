@@ -70,6 +70,7 @@ class SubCaseDetail:
     reason: str | None
     supplement: dict[str, Any] | None
     task_id: int | None
+    step: str | None  # the open task's name (受理审查, 审批决定 …)
     can_act: bool
 
 
@@ -177,8 +178,23 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
             reason=sub.reason,
             supplement=sub.supplement,
             task_id=task.id if task else None,
-            can_act=sub.status == SubCaseStatus.PROCESSING and can(actor, HANDLE, _guard(sub)),
+            step=task.name if task else None,
+            can_act=sub.status == SubCaseStatus.PROCESSING
+            and task is not None
+            and can(actor, HANDLE, _guard(sub))
+            and _may_hold(session, actor, task),
         )
+
+
+def _may_hold(session: Session, actor: Actor, task: WfTask) -> bool:
+    """Whether ``actor`` may complete ``task`` now (its assignee, delegate or candidate)."""
+    from xietong.kernel.errors import Forbidden
+
+    try:
+        holder(session, actor, task)
+    except Forbidden:
+        return False
+    return True
 
 
 def material_bytes(
