@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.routing import APIRoute
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from xietong.api.deps import allow
 from xietong.kernel import audit
@@ -168,3 +169,29 @@ def test_calendar_deadline_and_schedule_loading(world) -> None:
     ).json()
     assert after["day"] == "2028-01-04"
     assert after["estimated"] is False
+
+
+def test_a_writer_that_cannot_get_the_lock_gets_503_and_changes_nothing(world, monkeypatch) -> None:
+    if not world.ctx.db.is_sqlite:
+        pytest.skip("the writer lock is SQLite's; PostgreSQL writers do not queue on one")
+    from xietong.kernel import db as kernel_db
+
+    headers = world.token("admin")
+    monkeypatch.setattr(kernel_db, "WRITER_LOCK_TIMEOUT_S", 0.2)
+    holder = world.ctx.db.write_session()
+    holder.begin()
+    holder.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: this session holds the writer lock
+    try:
+        response = world.client.post(
+            "/api/v1/org/departments",
+            json={"code": "dept-c", "name": "丙局", "region_code": "430100"},
+            headers=headers,
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["code"] == "busy"
+    listed = world.client.get("/api/v1/org/departments", headers=headers).json()
+    assert "dept-c" not in str(listed)

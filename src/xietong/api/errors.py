@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from xietong.kernel.errors import XietongError
@@ -38,6 +41,18 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+BUSY_RETRY_AFTER_S = 1
+
+
+def _busy() -> JSONResponse:
+    body = error_body(
+        "busy",
+        "系统繁忙，请稍后重试（本次操作未生效）",
+        "The platform is busy; retry shortly (nothing was changed)",
+    )
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(XietongError)
     async def _domain(request: Request, exc: XietongError) -> Response:
@@ -66,6 +81,19 @@ def install(app: FastAPI) -> None:
             "invalid_request", "请求参数不合法", "Invalid request", _clean(list(errors))
         )
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _database(request: Request, exc: Exception) -> Response:
+        # SQLite's writer lock timing out under a burst is back-pressure, not a bug: the
+        # transaction was rolled back, so the client may simply try again.
+        if "database is locked" not in str(exc):
+            raise exc
+        return _busy()
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _pool(_request: Request, _exc: SQLAlchemyTimeoutError) -> Response:
+        return _busy()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
