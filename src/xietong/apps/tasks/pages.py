@@ -62,15 +62,18 @@ def _back(target: str) -> RedirectResponse:
     return RedirectResponse(target, status_code=303)
 
 
-def _attempt(request: Request, target: str, ok: str, action: Any) -> Response:
-    """Run ``action``; flash the outcome and go back to ``target``."""
+def _attempt(
+    request: Request, back: str, ok: str, action: Any, then: str | None = None
+) -> Response:
+    """Run ``action``; on success flash ``ok`` and go to ``then`` (formatted with the
+    result) or ``back``; on an error flash it and go ``back``, where the form was."""
     try:
         result = action()
     except XietongError as error:
         _flash(request, error.message(language(request)), "error")
-        return _back(target)
+        return _back(back)
     _flash(request, ok)
-    return _back(target.format(result=result))
+    return _back(then.format(result=result) if then else back)
 
 
 def _number(value: str, zh: str, en: str) -> float | None:
@@ -184,7 +187,7 @@ def create_page(
         )
         return view.id
 
-    return _attempt(request, "/tasks/{result}", "已创建专班任务", make)
+    return _attempt(request, "/tasks", "已创建专班任务", make, "/tasks/{result}")
 
 
 @router.post("/templates/instantiate")
@@ -209,7 +212,7 @@ async def instantiate_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Re
         )
         return views[0].id
 
-    return _attempt(request, "/tasks/{result}/tree", "已按模板建立任务树", make)
+    return _attempt(request, "/tasks", "已按模板建立任务树", make, "/tasks/{result}/tree")
 
 
 @router.get("/board", response_class=HTMLResponse)
@@ -454,7 +457,7 @@ def progress_page(
         )
         return task_id
 
-    return _attempt(request, "/tasks/{result}", "已报送进展", report)
+    return _attempt(request, f"/tasks/{task_id}", "已报送进展", report)
 
 
 @router.post("/{task_id}/comment")
