@@ -366,3 +366,10 @@ def _joint_supervision(ctx: Context, start: date) -> None:
     for item, outcome in zip(drawn.assignments, outcomes, strict=True):
         inspection.record_result(ctx, actor, drawn.id, item["uscc"], outcome, "")
     inspection.publish(ctx, actor, drawn.id)
+    done = by_title["汇总检查结果并向社会公示"]
+    clock.use_clock(clock.FrozenClock(_at(done.planned_end)))
+    service.report_progress(ctx, actor, done.id, 100, "抽查结果已在国家企业信用信息公示系统公示")
+    for view in views[1::-1]:  # the lead task, then the task force's own
+        service.report_progress(
+            ctx, actor, view.id, 100, "联合抽查全部完成，结果已公示", goal_value=100
+        )
