@@ -138,6 +138,13 @@ def nav_items(actor: Actor) -> list[dict[str, Any]]:
 
 
 @hookimpl
+def cli_apps() -> list[tuple[str, Any]]:
+    from xietong.apps.tasks.cli import app
+
+    return [("tasks", app)]
+
+
+@hookimpl
 def demo_data(ctx: Context) -> None:
     from xietong.apps.tasks.demo import load_demo_tasks
 
