@@ -55,7 +55,10 @@ def test_analysis_answers_from_data(city: City, frozen: clock.FrozenClock) -> No
     slack = {t.task.id: t.slack for t in result.timings}
     # the chain ends on 20 March; the goal's deadline is 31 March: 7 working days to spare
     assert slack[ids["c"]] == 7 and slack[ids["d"]] == 0
-    assert {t.id for t in result.critical_path} <= {ids["root"], ids["d"]}
+    # the top task is a summary: the path runs through the work itself
+    assert [t.id for t in result.critical_path] == [ids["d"]]
+    summary = {t.task.id for t in result.timings if t.summary}
+    assert summary == {ids["root"]}
     blocking = {entry["task"].id: entry["downstream"] for entry in result.top_blocking}
     assert blocking[ids["b"]] == 1 and ids["a"] not in blocking  # a is done: blocks nothing
     over = {row["department"]: row for row in result.capacity}
@@ -93,6 +96,38 @@ def test_what_if(city: City) -> None:
         insight.slip(city.ctx, city.supervisor, ids["a"], -1)
     with pytest.raises(NotFound):
         insight.slip(city.ctx, city.jy_head, ids["a"], 1)
+    with pytest.raises(InvalidInput) as summary:
+        insight.slip(city.ctx, city.supervisor, ids["root"], 1)
+    assert summary.value.code == "summary_task"
+
+
+def test_links_to_a_summary_mean_its_subtasks(city: City) -> None:
+    ids = build(city)
+    # 复查 waits for the whole 整治 branch: a link to the branch is a link to its work
+    branch = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input("整改分支", "xf", parent_id=ids["root"], planned_end=date(2026, 3, 13)),
+    ).id
+    late = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input("分支内整改", "xf", parent_id=branch, planned_end=date(2026, 3, 13)),
+    ).id
+    after = service.create_task(
+        city.ctx,
+        city.supervisor,
+        task_input(
+            "分支后复查",
+            "sthj",
+            parent_id=ids["root"],
+            planned_start=date(2026, 3, 16),
+            planned_end=date(2026, 3, 20),
+            depends_on=(branch,),
+        ),
+    ).id
+    answer = insight.slip(city.ctx, city.supervisor, late, 3)
+    assert after in {d["task"].id for d in answer.delayed}
 
 
 def test_analysis_sees_only_the_visible(city: City) -> None:

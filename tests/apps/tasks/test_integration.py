@@ -9,6 +9,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from tests.apps.tasks.conftest import ADMIN, City, task_input
+from tests.test_cli import data_dir  # noqa: F401 (the CLI tests' fixture)
 from xietong.apps.tasks import service
 from xietong.kernel.bus import delivery, webhooks
 from xietong.kernel.bus.relay import InProcessBus, relay_once
@@ -55,3 +56,18 @@ def test_todo_push_to_an_office_system(city: City) -> None:
     assert event["type"] == "task.created" and event["data"]["title"] == "门店排查"
     # the receiver checks the Standard Webhooks signature with the secret it was given
     Webhook(created.secret).verify(body, dict(request.headers))
+
+
+def test_cli(data_dir: object) -> None:  # noqa: F811
+    from typer.testing import CliRunner
+
+    from xietong import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["init"]).exit_code == 0
+    listed = runner.invoke(cli.app, ["tasks", "templates"])
+    assert listed.exit_code == 0 and "joint_supervision" in listed.output
+    ran = runner.invoke(cli.app, ["tasks", "warnings", "--on", "2026-03-02"])
+    assert ran.exit_code == 0 and "0 项变化" in ran.output
+    bad = runner.invoke(cli.app, ["tasks", "warnings", "--on", "02/03/2026"])
+    assert bad.exit_code == 2

@@ -44,6 +44,7 @@ class Timing:
     latest_finish: date
     slack: int
     critical: bool
+    summary: bool  # has subtasks: scheduled through them, not work itself
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> Analysis
     """Every analysis over the visible tasks (of one tree when ``root_id`` is given)."""
     authorize(actor, rights.ANALYSE)
     with ctx.db.read() as session:
-        loaded = planning.load(session, _scope(session, actor, root_id))
+        loaded = planning.load(session, _scope(session, actor, root_id), roll_up=True)
         capacities = {
             code: cap
             for code, cap in session.execute(
@@ -100,7 +101,7 @@ def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> Analysis
     found = analyse(plan, day, capacities=capacities, top=10)
     timing = found.schedule
     refs = {spec.id: _ref_fast(loaded, spec) for spec in loaded.specs}
-    path = timing.critical_path()
+    path = [i for i in timing.critical_path() if i not in loaded.summaries]
     names = loaded.departments
     return AnalysisView(
         today=day,
@@ -115,6 +116,7 @@ def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> Analysis
                 t.latest_finish,
                 t.slack,
                 t.critical,
+                t.task_id in loaded.summaries,
             )
             for t in timing.timings()
         ],
@@ -173,7 +175,13 @@ def slip(ctx: Context, actor: Actor, task_id: int, days: int) -> WhatIfView:
         )
     with ctx.db.read() as session:
         rights.load_visible(session, actor, task_id)
-        loaded = planning.load(session, _scope(session, actor, None))
+        loaded = planning.load(session, _scope(session, actor, None), roll_up=True)
+        if task_id in loaded.summaries:
+            raise InvalidInput(
+                "请选择具体承办的任务：有子任务的汇总任务由其子任务决定进度",
+                "Choose a task without subtasks: a summary task moves with its subtasks",
+                code="summary_task",
+            )
         goal_rows = {
             row.id: (row.title, row.goal_name) for row in loaded.rows.values() if row.goal_name
         }

@@ -26,10 +26,57 @@ class Loaded:
     rows: dict[int, Task]
     specs: list[TaskSpec]
     departments: dict[str, str]  # code -> short name
+    summaries: frozenset[int] = frozenset()  # tasks with children (when rolled up)
 
 
-def load(session: Session, ids: Iterable[int] | None = None) -> Loaded:
-    """Every task (``ids`` None) or the given ones, as engine input."""
+def _roll_up(
+    rows: dict[int, Task], links: dict[int, list[int]]
+) -> tuple[frozenset[int], dict[int, list[int]]]:
+    """Scheduling over the work itself: a task with children is a summary (汇总任务).
+
+    In the critical path method a summary is not work: its children are. So a link to
+    a summary stands for links to each leaf under it, and a summary's own
+    predecessors hold for every leaf under it. The summaries stay in the plan (the goal
+    is inherited through them) as zero-length milestones with no links.
+    """
+    children: dict[int, list[int]] = {}
+    for row in rows.values():
+        if row.parent_id in rows:
+            children.setdefault(row.parent_id, []).append(row.id)
+    leaves: dict[int, list[int]] = {}
+
+    def leaves_under(task_id: int) -> list[int]:
+        if task_id not in leaves:
+            found: list[int] = []
+            stack = [task_id]
+            while stack:
+                node = stack.pop()
+                if node in children:
+                    stack.extend(children[node])
+                else:
+                    found.append(node)
+            leaves[task_id] = sorted(found)
+        return leaves[task_id]
+
+    rolled: dict[int, list[int]] = {}
+    for row in rows.values():
+        if row.id in children:
+            continue
+        wanted: set[int] = set()
+        node: int | None = row.id
+        while node is not None:
+            for on in links.get(node, ()):
+                wanted.update(leaves_under(on))
+            parent = rows[node].parent_id
+            node = parent if parent in rows else None
+        wanted.discard(row.id)
+        rolled[row.id] = sorted(wanted)
+    return frozenset(children), rolled
+
+
+def load(session: Session, ids: Iterable[int] | None = None, *, roll_up: bool = False) -> Loaded:
+    """Every task (``ids`` None) or the given ones, as engine input; ``roll_up`` schedules
+    summaries through their leaves (see ``_roll_up``), for the critical path and what-if."""
     stmt = select(Task).order_by(Task.id)
     wanted = None if ids is None else set(ids)
     rows = {row.id: row for row in session.scalars(stmt) if wanted is None or row.id in wanted}
@@ -45,6 +92,9 @@ def load(session: Session, ids: Iterable[int] | None = None) -> Loaded:
     for task_id, on in session.execute(select(TaskLink.task_id, TaskLink.depends_on_id)):
         if task_id in rows and on in rows:
             links.setdefault(task_id, []).append(on)
+    summaries: frozenset[int] = frozenset()
+    if roll_up:
+        summaries, links = _roll_up(rows, links)
     specs = [
         TaskSpec(
             id=row.id,
@@ -62,10 +112,11 @@ def load(session: Session, ids: Iterable[int] | None = None) -> Loaded:
             goal_ids=(row.id,) if row.goal_name else (),
             depends_on=tuple(links.get(row.id, ())),
             finished_on=row.finished_on,
+            duration=0 if row.id in summaries else None,
         )
         for row in rows.values()
     ]
-    return Loaded(rows, specs, {code: name for code, name in depts.values()})
+    return Loaded(rows, specs, {code: name for code, name in depts.values()}, summaries)
 
 
 def calendar(ctx: Context) -> InRegion:

@@ -8,6 +8,7 @@ actions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xietong.apps.tasks import rights
@@ -118,5 +119,33 @@ def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
 
 
 @hookimpl
+def web_routers() -> list[APIRouter]:
+    from xietong.apps.tasks.pages import router
+
+    return [router]
+
+
+@hookimpl
+def template_dirs() -> list[str]:
+    return [str(Path(__file__).parent / "templates")]
+
+
+@hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
-    return []
+    if not actor.is_authenticated:
+        return []
+    return [{"href": "/tasks", "label_zh": "任务督办", "label_en": "Tasks"}]
+
+
+@hookimpl
+def cli_apps() -> list[tuple[str, Any]]:
+    from xietong.apps.tasks.cli import app
+
+    return [("tasks", app)]
+
+
+@hookimpl
+def demo_data(ctx: Context) -> None:
+    from xietong.apps.tasks.demo import load_demo_tasks
+
+    load_demo_tasks(ctx)
