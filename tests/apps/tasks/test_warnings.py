@@ -10,10 +10,13 @@ from sqlalchemy import select
 
 from tests.apps.tasks.conftest import City, event_types, task_input, tree_size
 from xietong.apps.tasks import monitor, queries, service, supervision
-from xietong.apps.tasks.models import Supervision, SupervisionStep, TaskWarning
-from xietong.kernel import clock
+from xietong.apps.tasks.models import Supervision, SupervisionStep, Task, TaskWarning
+from xietong.kernel import clock, notify
+from xietong.kernel.access import Actor
 from xietong.kernel.bus.worker import Worker, hook_periodic_jobs
 from xietong.kernel.errors import Conflict, Forbidden
+from xietong.kernel.org.models import User
+from xietong.kernel.org.scopes import actor_for_user
 
 
 def at(day: date) -> datetime:
@@ -155,3 +158,24 @@ def test_supervision_by_hand(city: City, frozen: clock.FrozenClock) -> None:
         assert session.scalar(select(Supervision.urges)) == 2
         assert len(list(session.scalars(select(SupervisionStep)))) == 5
     assert "task.supervision.urged" in event_types(city.ctx)
+
+
+def test_notices_urges_and_escalations_reach_people_in_their_inbox(
+    city: City, frozen: clock.FrozenClock
+) -> None:
+    _, first, _ = plan(city)
+    notice = supervision.issue_notice(city.ctx, city.supervisor, first, "请加快排查进度")
+    supervision.urge(city.ctx, city.supervisor, notice.id, "请尽快反馈")
+    supervision.escalate(city.ctx, city.supervisor, notice.id, "多次催办未反馈")
+    with city.ctx.db.read() as session:
+        owner = session.get_one(Task, first).owner_id
+    told = owner if owner else city.scjg_head.id
+    titles = [m.title for m in notify.list_messages(city.ctx, _as_user(city, told))]
+    assert [t.split("：")[0] for t in titles] == ["催办", "督办通知"]
+    office = [m.title for m in notify.list_messages(city.ctx, city.supervisor)]
+    assert office and office[0].startswith("督办升级：")
+
+
+def _as_user(city: City, user_id: int) -> Actor:
+    with city.ctx.db.read() as session:
+        return actor_for_user(session, session.get_one(User, user_id))

@@ -28,9 +28,10 @@ from xietong.apps.tasks.rules import check_text
 from xietong.apps.tasks.service import dept_code, emit_info, today
 from xietong.apps.tasks.views import SupervisionView
 from xietong.kernel import clock
-from xietong.kernel.access import Actor, authorize, can
+from xietong.kernel.access import Actor, Role, authorize, can
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from xietong.kernel.notify import notify, role_holders
 from xietong.kernel.org.models import Department
 from xietong.kernel.uow import UnitOfWork
 
@@ -88,7 +89,27 @@ def issue(
         },
     )
     uow.emit(SupervisionIssued(*emit_info(session, task), row.id, automatic), MODULE)
+    _tell_department(
+        session, task, "tasks.supervision.issued", "督办通知", "Supervision notice", message
+    )
     return row
+
+
+def _tell_department(session: Session, task: Task, kind: str, zh: str, en: str, text: str) -> None:
+    """The task's owner hears of it; a task without one, the lead department's heads."""
+    users = (
+        [task.owner_id] if task.owner_id else role_holders(session, task.department_id, [Role.HEAD])
+    )
+    notify(
+        session,
+        users,
+        kind,
+        title_zh=f"{zh}：{task.title}",
+        title_en=f"{en}: {task.title}",
+        body_zh=text,
+        body_en=text,
+        link=f"/tasks/{task.id}",
+    )
 
 
 def escalate_row(uow: UnitOfWork, row: Supervision, task: Task, reason: str) -> None:
@@ -105,6 +126,16 @@ def escalate_row(uow: UnitOfWork, row: Supervision, task: Task, reason: str) -> 
         {"supervision_id": row.id, "to": code, "reason": reason},
     )
     uow.emit(SupervisionEscalated(*emit_info(session, task), row.id, code), MODULE)
+    notify(
+        session,
+        role_holders(session, office, [Role.SUPERVISOR, Role.HEAD]),
+        "tasks.supervision.escalated",
+        title_zh=f"督办升级：{task.title}",
+        title_en=f"Supervision escalated: {task.title}",
+        body_zh=reason,
+        body_en=reason,
+        link=f"/tasks/{task.id}",
+    )
 
 
 def end_row(uow: UnitOfWork, row: Supervision, task: Task, reason: str) -> None:
@@ -186,6 +217,7 @@ def urge(ctx: Context, actor: Actor, supervision_id: int, message: str) -> Super
             {"supervision_id": row.id, "urges": row.urges, "message": message},
         )
         uow.emit(SupervisionUrged(*emit_info(session, task), row.id, row.urges), MODULE)
+        _tell_department(session, task, "tasks.supervision.urged", "催办", "Reminder", message)
         session.flush()
         view = SupervisionView.of(row)
         uow.commit()

@@ -11,7 +11,8 @@ from xietong.kernel.notify.service import (
     list_messages,
     mark_read,
     notify,
+    role_holders,
     unread_count,
 )
 
-__all__ = ["MessageView", "list_messages", "mark_read", "notify", "unread_count"]
+__all__ = ["MessageView", "list_messages", "mark_read", "notify", "role_holders", "unread_count"]

@@ -10,11 +10,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from xietong.kernel import clock
-from xietong.kernel.access import Actor, authorize
+from xietong.kernel.access import Actor, Role, authorize
 from xietong.kernel.bus.claim import insert_ignore
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput
 from xietong.kernel.notify.models import NotifyMessage
+from xietong.kernel.org.models import Membership, User
 from xietong.kernel.uow import UnitOfWork
 
 READ = "notify.read"
@@ -83,6 +84,24 @@ def notify(
         session.execute(NotifyMessage.__table__.insert(), rows)
         return len(rows)
     return insert_ignore(session, NotifyMessage, rows, ["user_id", "source_event_id"])
+
+
+def role_holders(session: Session, department_id: int, roles: Iterable[Role]) -> list[int]:
+    """Active users holding any of ``roles`` in the department: who hears about work
+    addressed to a department rather than to a person (a 督办 notice, an escalation)."""
+    return list(
+        session.scalars(
+            select(Membership.user_id)
+            .join(User, User.id == Membership.user_id)
+            .where(
+                Membership.department_id == department_id,
+                Membership.role.in_([role.value for role in roles]),
+                User.active.is_(True),
+            )
+            .distinct()
+            .order_by(Membership.user_id)
+        )
+    )
 
 
 def _own(actor: Actor) -> int:
