@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from tests.apps.services.conftest import BIRTH_FORM, PDF, PNG, City
 from xietong.apps.services import applications, files, ratings, results, workbench
 from xietong.apps.services.models import Application, SubCase
+from xietong.kernel import notify
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput
 
 MATERIALS = ["parents_id", "delivery_record", "hukou_book", "baby_photo"]
@@ -224,3 +225,36 @@ def test_refusal_ends_branch_and_tells_the_applicant(city: City) -> None:
     assert view.status == "delivered"  # the 出生医学证明 is still delivered
     text = "\n".join(view.notice["not_concluded"])
     assert "不予许可" in text and "申报户籍地址不在本市" in text and "出生医学证明首次签发" in text
+
+
+def test_the_applicant_hears_of_supplements_refusals_and_delivery(city: City) -> None:
+    ctx = city.ctx
+    view = apply(city)
+    subs = by_matter(view)
+    workbench.request_supplement(
+        ctx,
+        city.actor("wjw.clerk"),
+        subs["WJW-CSYXZM"].id,
+        reason="分娩记录不清晰",
+        materials=["delivery_record"],
+    )
+    citizen = city.actor("citizen")
+    (asked,) = notify.list_messages(ctx, citizen)
+    assert asked.title.startswith("请补正材料") and asked.body == "分娩记录不清晰"
+    assert asked.link == f"/services/applications/{view.number}"
+    new = files.upload(ctx, citizen, "record.pdf", PDF + b"clear copy").sha256
+    applications.supplement(
+        ctx, citizen, view.number, subs["WJW-CSYXZM"].id, {}, {"delivery_record": new}
+    )
+    workbench.approve(
+        ctx, city.actor("wjw.clerk"), subs["WJW-CSYXZM"].id, outputs={"birth_cert_no": "B1"}
+    )
+    ga = by_matter(applications.get_application(ctx, citizen, view.number))["GA-CSDJ"]
+    workbench.refuse(
+        ctx, city.actor("ga.clerk"), ga.id, kind="refuse_permission", reason="申报户籍地址不在本市"
+    )
+    titles = [m.title for m in notify.list_messages(ctx, citizen)]
+    assert len(titles) == 3 and titles[2].startswith("请补正材料")
+    assert any(t.startswith("办件已办结") for t in titles)
+    assert any("不予许可" in t for t in titles)
+    assert notify.list_messages(ctx, city.actor("other")) == []

@@ -27,6 +27,7 @@ from xietong.kernel import clock
 from xietong.kernel.calendar import to_local_date
 from xietong.kernel.canonical import rfc3339
 from xietong.kernel.errors import InvalidInput
+from xietong.kernel.notify import notify
 from xietong.kernel.org.models import Department
 from xietong.kernel.workflow import runtime
 from xietong.kernel.workflow._run import Run
@@ -240,6 +241,14 @@ def refuse(case: Case, sub: SubCase, kind: RefusalKind, reason: str, by: str) ->
     sub.handled_by = by
     case.changed(sub)
     advance(case)
+    name = case.matter(sub).name
+    tell_applicant(
+        case,
+        "services.sub_case.refused",
+        f"“{name}”{REFUSAL_ZH[kind]}",
+        f"“{name}” was refused",
+        "\n".join(consequences(case)),
+    )
 
 
 def consequences(case: Case) -> list[str]:
@@ -302,3 +311,23 @@ def deliver_if_done(case: Case) -> None:
         {"concluded": len(concluded), "not_concluded": len(refused), "sha256": doc.sha256},
     )
     case.run.uow.emit(ApplicationDelivered(case.app.number, len(concluded), len(refused)), MODULE)
+    tell_applicant(
+        case,
+        "services.application.delivered",
+        f"办件已办结，结果一次送达：{case.bundle.name}",
+        f"Your application is complete, all results together: {case.bundle.name}",
+    )
+
+
+def tell_applicant(case: Case, kind: str, zh: str, en: str, body: str = "") -> None:
+    """The applicant's inbox: what happened to the application, linked to its page."""
+    notify(
+        case.session,
+        [case.app.applicant_user_id],
+        kind,
+        title_zh=zh,
+        title_en=en,
+        body_zh=body,
+        body_en=body,
+        link=f"/services/applications/{case.app.number}",
+    )

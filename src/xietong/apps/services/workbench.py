@@ -378,6 +378,13 @@ def request_supplement(
             "requested_by": actor.display_name or actor.name,
         }
         case.changed(sub)
+        progress.tell_applicant(
+            case,
+            "services.sub_case.supplement",
+            f"请补正材料：{matter.name}",
+            f"Supplementary material requested: {matter.name}",
+            text,
+        )
         uow.record(
             "services.sub_case.request_supplement",
             f"services.sub_case:{sub.id}",
