@@ -173,20 +173,25 @@ class LiveConnectors:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[tuple[str, int], tuple[str, Connector]] = {}
+        self._building: dict[tuple[str, int], threading.Lock] = {}
 
     def get(self, ctx: Context, row: ConnectorRow) -> Connector:
         key, wanted = (ctx.db.url, row.id), fingerprint(row)
+        found = self._live.get(key)
+        if found is not None and found[0] == wanted:
+            return found[1]
+        # One builder per connector: on a cold start many queries arrive at once, and
+        # each building its own HTTP client (an SSL context, a pool) would cost seconds.
         with self._lock:
+            builder = self._building.setdefault(key, threading.Lock())
+        with builder:
             found = self._live.get(key)
             if found is not None and found[0] == wanted:
                 return found[1]
-        connector = build(ctx, row)
-        with self._lock:
-            old = self._live.get(key)
-            if old is not None and old[0] == wanted:
-                connector.close()
-                return old[1]
-            self._live[key] = (wanted, connector)
+            connector = build(ctx, row)
+            with self._lock:
+                old = self._live.get(key)
+                self._live[key] = (wanted, connector)
         if old is not None:
             old[1].close()
         return connector
