@@ -162,9 +162,15 @@ def check_file(ctx: Context, path: str) -> Path:
 
 def fingerprint(row: ConnectorRow) -> str:
     """What the live connector was built from. The secret's cipher carries a random
-    nonce, so even a rebuilt database reusing ids and versions never matches stale."""
+    nonce, so even a rebuilt database reusing ids and versions never matches stale.
+    Kept on the (detached, cached) row: the gateway asks for it on every query."""
+    known = row.__dict__.get("_xt_fingerprint")
+    if known is not None:
+        return known
     content = json.dumps([row.kind, row.config, row.version], sort_keys=True).encode()
-    return hashlib.sha256(content + (row.secret_cipher or b"")).hexdigest()
+    digest = hashlib.sha256(content + (row.secret_cipher or b"")).hexdigest()
+    row.__dict__["_xt_fingerprint"] = digest
+    return digest
 
 
 class LiveConnectors:
