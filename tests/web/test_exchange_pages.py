@@ -148,5 +148,15 @@ def test_request_approve_query_masked_and_verify(browser: Any, sharing_server: A
     provider.goto(f"{base}/exchange/resources/{BIRTH}")
     assert provider.locator("#connector").count() == 1  # the provider sees its connector
     screenshot(provider, "exchange-resource-provider")
+    for path, text in (
+        ("/exchange/inbox?lang=en", "Approval inbox"),
+        ("/exchange?lang=en", "Resource catalogue"),
+        ("/exchange/grants?lang=en", "Given by my department"),
+        ("/exchange/stats?lang=en", "Sharing statistics"),
+        (f"/exchange/resources/{BIRTH}?lang=en", "Test connection"),
+    ):
+        provider.goto(f"{base}{path}")
+        assert text in provider.content(), path
+    screenshot(provider, "exchange-resource-provider-en")
     for page in (consumer, provider):
         page.context.close()

@@ -55,19 +55,23 @@ def _signed_in(actor: Actor) -> None:
         raise Unauthenticated()
 
 
-def _vocab(enum: Any, value: str) -> str:
+def _vocab(enum: Any, value: str, english: bool = False) -> str:
+    """The Chinese label; in English the glossary's code name (``conditional``)."""
     member = parse(enum, value)
-    return label(member) if member else value
+    if member is None:
+        return value
+    return member.value.replace("_", " ") if english else label(member)
 
 
 def _globals(request: Request) -> dict[str, Any]:
+    en = language(request) == "en"
     return {
-        "share_label": lambda v: _vocab(ShareType, v),
-        "cycle_label": lambda v: _vocab(UpdateCycle, v),
-        "type_label": lambda v: _vocab(DataType, v),
-        "level_label": lambda v: _vocab(Classification, v),
+        "share_label": lambda v: _vocab(ShareType, v, en),
+        "cycle_label": lambda v: _vocab(UpdateCycle, v, en),
+        "type_label": lambda v: _vocab(DataType, v, en),
+        "level_label": lambda v: _vocab(Classification, v, en),
         "share_badge": SHARE_BADGE,
-        "method_label": lambda v: _vocab(ShareMethod, v),
+        "method_label": lambda v: _vocab(ShareMethod, v, en),
         "status_of": STATUS,
         "rules": RULES,
         "flash": request.session.pop("flash", None),

@@ -162,9 +162,15 @@ def check_file(ctx: Context, path: str) -> Path:
 
 def fingerprint(row: ConnectorRow) -> str:
     """What the live connector was built from. The secret's cipher carries a random
-    nonce, so even a rebuilt database reusing ids and versions never matches stale."""
+    nonce, so even a rebuilt database reusing ids and versions never matches stale.
+    Kept on the (detached, cached) row: the gateway asks for it on every query."""
+    known = row.__dict__.get("_xt_fingerprint")
+    if known is not None:
+        return known
     content = json.dumps([row.kind, row.config, row.version], sort_keys=True).encode()
-    return hashlib.sha256(content + (row.secret_cipher or b"")).hexdigest()
+    digest = hashlib.sha256(content + (row.secret_cipher or b"")).hexdigest()
+    row.__dict__["_xt_fingerprint"] = digest
+    return digest
 
 
 class LiveConnectors:
@@ -173,20 +179,25 @@ class LiveConnectors:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._live: dict[tuple[str, int], tuple[str, Connector]] = {}
+        self._building: dict[tuple[str, int], threading.Lock] = {}
 
     def get(self, ctx: Context, row: ConnectorRow) -> Connector:
         key, wanted = (ctx.db.url, row.id), fingerprint(row)
+        found = self._live.get(key)
+        if found is not None and found[0] == wanted:
+            return found[1]
+        # One builder per connector: on a cold start many queries arrive at once, and
+        # each building its own HTTP client (an SSL context, a pool) would cost seconds.
         with self._lock:
+            builder = self._building.setdefault(key, threading.Lock())
+        with builder:
             found = self._live.get(key)
             if found is not None and found[0] == wanted:
                 return found[1]
-        connector = build(ctx, row)
-        with self._lock:
-            old = self._live.get(key)
-            if old is not None and old[0] == wanted:
-                connector.close()
-                return old[1]
-            self._live[key] = (wanted, connector)
+            connector = build(ctx, row)
+            with self._lock:
+                old = self._live.get(key)
+                self._live[key] = (wanted, connector)
         if old is not None:
             old[1].close()
         return connector
