@@ -107,22 +107,40 @@ class Block:
         self.spec = spec
         self.terms = list(terms)
         self.idf = np.asarray(idf, dtype=np.float64)
-        self._vectorizer = spec.vectorizer({term: i for i, term in enumerate(self.terms)})
-        self._vectorizer.idf_ = self.idf
+        self._vectorizer: TfidfVectorizer | None = None
+        if self.terms:
+            self._vectorizer = spec.vectorizer({term: i for i, term in enumerate(self.terms)})
+            self._vectorizer.idf_ = self.idf
 
     @classmethod
     def fit(cls, spec: BlockSpec, messages: Iterable[dict[str, Any]]) -> Block:
+        return cls.fit_transform(spec, messages)[0]
+
+    @classmethod
+    def fit_transform(
+        cls, spec: BlockSpec, messages: Iterable[dict[str, Any]]
+    ) -> tuple[Block, sparse.csr_matrix]:
+        """Fit and return the messages' rows too (tokenising once: jieba is the cost)."""
+        texts = [message_field(m, spec.field) for m in messages]
         vectorizer = spec.vectorizer()
-        vectorizer.fit([message_field(m, spec.field) for m in messages])
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError:
+            # No term occurs often enough (e.g. no message has a title): an empty block.
+            return cls(spec, [], np.zeros(0)), sparse.csr_matrix((len(texts), 0))
         # Column order = sorted terms (scikit-learn sorts the vocabulary): deterministic.
         terms = vectorizer.get_feature_names_out().tolist()
-        return cls(spec, terms, vectorizer.idf_)
+        if spec.weight != 1.0:
+            matrix = matrix * spec.weight
+        return cls(spec, terms, vectorizer.idf_), sparse.csr_matrix(matrix)
 
     @property
     def width(self) -> int:
         return len(self.terms)
 
     def transform(self, messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:
+        if self._vectorizer is None:
+            return sparse.csr_matrix((len(messages), 0))
         matrix = self._vectorizer.transform([message_field(m, self.spec.field) for m in messages])
         if self.spec.weight != 1.0:
             matrix = matrix * self.spec.weight
