@@ -32,7 +32,7 @@ def test_confident_ticket_is_dispatched_automatically(hotline: Hotline) -> None:
     )
     assert made["status"] == "dispatched" and made["replayed"] is False
     number = made["number"]
-    assert number.startswith("1234520261117")
+    assert number.startswith("1234520261103")
     detail = h.client.get(f"/api/v1/hotline/tickets/{number}", headers=h.login("dispatcher"))
     assert detail.status_code == 200, detail.text
     ticket = detail.json()["ticket"]

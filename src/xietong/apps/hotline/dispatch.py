@@ -42,6 +42,9 @@ from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.org.models import Department, Region
 from xietong.kernel.uow import UnitOfWork
 
+# Who the timeline names for an automatic dispatch (the audit leaf keeps the real actor).
+AUTO_DISPATCH = Actor(kind="worker", id=None, name="auto-dispatch", display_name="自动派单")
+
 # The seven categories of the labelled history (train.csv); the routing table and the
 # classifier share them. A deployment with other categories adds routes for them.
 CATEGORIES: tuple[str, ...] = (
@@ -148,7 +151,7 @@ def apply_dispatch(
     add_step(
         uow.session,
         ticket,
-        uow.actor,
+        AUTO_DISPATCH if mode == "auto" else uow.actor,
         "dispatch",
         note,
         mode=mode,

@@ -447,7 +447,7 @@ def merge(ctx: Context, actor: Actor, number: str, into: str) -> None:
         ticket.category, ticket.department_id = target.category, target.department_id
         touch(ticket, now)
         add_step(session, ticket, actor, "merge", "", into=target.number, automatic=False)
-        add_step(session, target, actor, "merged_in", "", ticket=ticket.number)
+        add_step(session, target, actor, "merged_in", "", number=ticket.number)
         uow.record("hotline.ticket.merge", _subject(ticket), {"into": target.number})
         uow.emit(TicketMerged(ticket.number, ticket.status, target.number), MODULE)
         uow.commit()

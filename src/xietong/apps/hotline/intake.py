@@ -466,7 +466,7 @@ def _route_new(
         ticket.merged_into_id = duplicate.id
         ticket.category, ticket.department_id = duplicate.category, duplicate.department_id
         add_step(session, ticket, uow.actor, "merge", "", into=duplicate.number, automatic=True)
-        add_step(session, duplicate, uow.actor, "merged_in", "", ticket=ticket.number)
+        add_step(session, duplicate, uow.actor, "merged_in", "", number=ticket.number)
         uow.emit(TicketMerged(ticket.number, ticket.status, duplicate.number), MODULE)
         return f"merged into {duplicate.number}"
     if guess is None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from xietong.api.deps import current_actor, get_ctx
 from xietong.apps.hotline import dispatch, handling, intake, knowledge, queries, vocab
@@ -35,6 +36,7 @@ from xietong.kernel.clock import CST
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, XietongError
 from xietong.kernel.org import service as org
+from xietong.kernel.org.models import Region
 from xietong.web.rendering import check_csrf, language, render
 
 router = APIRouter(prefix="/hotline", include_in_schema=False)
@@ -121,8 +123,17 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     )
 
 
-def _districts(ctx: Context, actor: Actor) -> list[Any]:
-    return [r for r in org.list_regions(ctx, actor) if r.level == "county"]
+def _districts(ctx: Context, actor: Actor) -> list[tuple[str, str]]:
+    """(code, name) of the districts, for anyone: the portal form is public."""
+    with ctx.db.read() as session:
+        return [
+            (code, name)
+            for code, name in session.execute(
+                select(Region.code, Region.name)
+                .where(Region.level == "county")
+                .order_by(Region.code)
+            )
+        ]
 
 
 # --- citizens ------------------------------------------------------------------------
