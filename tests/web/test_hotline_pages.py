@@ -83,6 +83,10 @@ def test_request_from_intake_to_rating(page, hotline_server) -> None:
     page.select_option("#district_code", "430111")
     page.fill("#contact_name", "张晓明")
     page.fill("#contact_phone", "13912345678")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    page.set_input_files(
+        "#files", files=[{"name": "现场.png", "mimeType": "image/png", "buffer": png}]
+    )
     screenshot(page, "hotline-citizen-form")
     page.click("#ticket-form button[type=submit]")
     page.wait_for_selector("#ticket-number")
@@ -100,7 +104,7 @@ def test_request_from_intake_to_rating(page, hotline_server) -> None:
     login(page, base, "dispatcher")
     page.wait_for_url(f"{base}/")
     if status == "待派单":
-        page.goto(f"{base}/hotline/queue")
+        page.goto(f"{base}/hotline/queue?q={number}")
         item = page.locator(f".queue-item[data-number='{number}']")
         screenshot(page, "hotline-dispatcher-queue")
         assert item.locator(".suggestions button").count() >= 1
@@ -111,6 +115,7 @@ def test_request_from_intake_to_rating(page, hotline_server) -> None:
     assert page.locator("#ticket-status").inner_text() == "已派单"
     assert "139****5678" in page.locator("#contact").inner_text()  # masked for dispatchers
     department = page.locator("#ticket-department").inner_text()
+    assert "现场.png" in page.content()
     screenshot(page, "hotline-dispatched")
 
     # 3. the department accepts and replies; it sees the full phone number
@@ -158,6 +163,13 @@ def test_centre_overview_and_routing_table(page, hotline_server) -> None:
     assert page.locator("#hotspots tbody tr").count() >= 1
     assert page.locator("#hotspot-chart canvas").count() == 1
     screenshot(page, "hotline-centre")
+    _logout(page)
+    login(page, base, "dispatcher")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/hotline/queue")
+    assert page.locator(".queue-item").count() >= 1
+    assert page.locator(".queue-item .suggestions button").count() >= 1
+    screenshot(page, "hotline-queue")
     _logout(page)
     login(page, base, "admin")
     page.wait_for_url(f"{base}/")

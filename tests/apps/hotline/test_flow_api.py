@@ -94,7 +94,8 @@ def test_unsure_ticket_waits_with_three_suggestions_and_manual_dispatch_teaches(
     assert made["status"] == "pending_dispatch"
     dispatcher = h.login("dispatcher")
     queue = h.client.get("/api/v1/hotline/queue", headers=dispatcher).json()
-    [item] = queue
+    assert queue["total"] == 1
+    [item] = queue["items"]
     assert [s["category"] for s in item["suggestions"]] == [
         "劳动和社会保障",
         "商贸旅游",

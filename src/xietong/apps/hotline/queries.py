@@ -387,21 +387,38 @@ def list_tickets(
         return TicketPage(_views(ctx, session, actor, list(rows)), total)
 
 
-def dispatcher_queue(ctx: Context, actor: Actor) -> list[TicketDetail]:
-    """待派单 with the top-three suggestions, oldest first (first come, first served)."""
+def dispatcher_queue(
+    ctx: Context,
+    actor: Actor,
+    *,
+    q: str | None = None,
+    limit: int = MAX_LIMIT,
+    offset: int = 0,
+) -> tuple[list[TicketDetail], int]:
+    """待派单 with the top-three suggestions, oldest first (first come, first served),
+    and how many wait in all; ``q`` finds a ticket by number, title or text."""
     authorize(actor, DISPATCH)
+    waiting = Ticket.status == Status.PENDING_DISPATCH.value
+    if q and q.strip():
+        pattern = f"%{q.strip()[:100]}%"
+        waiting = waiting & or_(
+            Ticket.number.like(pattern), Ticket.title.like(pattern), Ticket.text.like(pattern)
+        )
     with ctx.db.read() as session:
+        total = session.scalar(select(func.count()).where(waiting)) or 0
         rows = session.scalars(
             select(Ticket)
-            .where(Ticket.status == Status.PENDING_DISPATCH.value)
+            .where(waiting)
             .order_by(Ticket.created_at, Ticket.id)
-            .limit(MAX_LIMIT)
+            .limit(max(1, min(limit, MAX_LIMIT)))
+            .offset(max(0, offset))
         ).all()
         views = _views(ctx, session, actor, list(rows))
-        return [
+        items = [
             TicketDetail(view, [], suggestions=suggestions(session, row))
             for view, row in zip(views, rows, strict=True)
         ]
+        return items, total
 
 
 def pending_extensions(ctx: Context, actor: Actor) -> list[tuple[str, ExtensionView]]:
