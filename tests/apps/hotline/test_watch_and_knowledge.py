@@ -103,6 +103,15 @@ def test_same_citizen_repeating_is_merged_and_gets_the_reply(hotline: Hotline) -
     )
     assert h.ticket(repeat["number"]).reply == "已责令停工整改"
     assert h.ticket(other["number"]).reply == "已责令停工整改"
+    # after the reply nothing follows that ticket any more: the reply has been given
+    later = h.submit(text="梅溪湖工地拖欠农民工工资", district_code="430104")
+    assert later["status"] == "pending_dispatch"
+    late_merge = h.client.post(
+        f"/api/v1/hotline/tickets/{later['number']}/merge",
+        json={"into": first["number"]},
+        headers=dispatcher,
+    )
+    assert late_merge.status_code == 409 and late_merge.json()["code"] == "target_finished"
 
 
 def test_hotspots_rank_clusters_by_place_and_week(hotline: Hotline) -> None:

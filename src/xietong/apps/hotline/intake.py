@@ -40,7 +40,7 @@ from xietong.apps.hotline.events import ClassifierUnavailable, TicketMerged, Tic
 from xietong.apps.hotline.models import Attachment, Ticket
 from xietong.apps.hotline.vocab import (
     CHANNEL_NAMES,
-    FINAL_STATUSES,
+    OPEN_STATUSES,
     TYPE_NAMES,
     Status,
     by_label,
@@ -303,8 +303,8 @@ def _duplicate(
         select(Ticket)
         .where(
             Ticket.created_at >= since,
-            Ticket.status.not_in(tuple(FINAL_STATUSES)),
-            Ticket.merged_into_id.is_(None),
+            # open ones only: a replied ticket's answer is given, a follower would get none
+            Ticket.status.in_(tuple(OPEN_STATUSES)),
         )
         .order_by(Ticket.id.desc())
         .limit(500)
