@@ -107,10 +107,9 @@ class Block:
         self.spec = spec
         self.terms = list(terms)
         self.idf = np.asarray(idf, dtype=np.float64)
-        self._vectorizer: TfidfVectorizer | None = None
-        if self.terms:
-            self._vectorizer = spec.vectorizer({term: i for i, term in enumerate(self.terms)})
-            self._vectorizer.idf_ = self.idf
+        self._index = {term: i for i, term in enumerate(self.terms)}
+        # The very analyzer scikit-learn used in training (same n-grams, same tokens).
+        self._analyze = spec.vectorizer().build_analyzer()
 
     @classmethod
     def fit(cls, spec: BlockSpec, messages: Iterable[dict[str, Any]]) -> Block:
@@ -139,12 +138,43 @@ class Block:
         return len(self.terms)
 
     def transform(self, messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:
-        if self._vectorizer is None:
-            return sparse.csr_matrix((len(messages), 0))
-        matrix = self._vectorizer.transform([message_field(m, self.spec.field) for m in messages])
-        if self.spec.weight != 1.0:
-            matrix = matrix * self.spec.weight
-        return sparse.csr_matrix(matrix)
+        """TF-IDF rows exactly as ``TfidfVectorizer.transform`` computes them.
+
+        Done by hand because scikit-learn's per-call validation costs more than the
+        arithmetic for one message; ``test_block_transform_matches_scikit_learn`` checks
+        that the numbers agree.
+        """
+        index, analyze = self._index, self._analyze
+        indptr, indices, values = [0], [], []
+        for message in messages:
+            counts: dict[int, int] = {}
+            for term in analyze(message_field(message, self.spec.field)):
+                column = index.get(term)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            columns = sorted(counts)
+            row = np.array([counts[c] for c in columns], dtype=np.float64)
+            if self.spec.sublinear_tf:
+                row = np.log(row) + 1.0
+            row *= self.idf[columns]
+            norm = float(np.sqrt(row @ row))
+            if norm > 0:
+                row /= norm
+            indices.extend(columns)
+            values.append(row * self.spec.weight)
+            indptr.append(len(indices))
+        data = np.concatenate(values) if values else np.zeros(0)
+        return sparse.csr_matrix(
+            (data, np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
+            shape=(len(messages), self.width),
+        )
+
+    def reference_transform(self, messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:
+        """scikit-learn's own transform with this block's vocabulary and IDF (for tests)."""
+        vectorizer = self.spec.vectorizer(self._index)
+        vectorizer.idf_ = self.idf
+        texts = [message_field(m, self.spec.field) for m in messages]
+        return sparse.csr_matrix(vectorizer.transform(texts) * self.spec.weight)
 
 
 def stack(blocks: Sequence[Block], messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:

@@ -56,10 +56,18 @@ class Head:
     scale: float = 1.0
 
     def scores(self, features: Sequence[Any]) -> np.ndarray:
-        from scipy import sparse
-
-        matrix = sparse.hstack([features[i] for i in self.blocks], format="csr")
-        return standardise(np.asarray(matrix @ self.weights.T) + self.bias, self.scale)
+        # Per block, against a C-contiguous (columns, classes) slice of the weights, made
+        # once: ``sparse @ weights.T`` would copy the whole transposed matrix every call.
+        parts = getattr(self, "_parts", None)
+        if parts is None:
+            parts, start = [], 0
+            for i in self.blocks:
+                width = features[i].shape[1]
+                parts.append((i, np.ascontiguousarray(self.weights[:, start : start + width].T)))
+                start += width
+            self._parts = parts
+        raw = sum((features[i] @ w for i, w in parts), start=np.zeros(self.bias.shape))
+        return standardise(np.asarray(raw) + self.bias, self.scale)
 
 
 def standardise(scores: np.ndarray, scale: float) -> np.ndarray:
