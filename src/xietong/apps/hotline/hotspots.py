@@ -24,6 +24,7 @@ from xietong.apps.hotline import text as textmod
 JOIN_SIMILARITY = 0.3
 MIN_TICKETS = 2
 LABEL_WORDS = 4
+MAX_FEATURES = 4000
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,19 @@ def monday(day: date) -> date:
 def discover(items: Sequence[HotItem], weeks: Sequence[date], *, limit: int = 10) -> list[Hotspot]:
     if not items:
         return []
+    # min_df=2: a word in one ticket only cannot link two tickets, and dropping those
+    # keeps the centroid matrix small (clusters × shared vocabulary)
     vectorizer = TfidfVectorizer(
-        analyzer=textmod.tokens, sublinear_tf=True, norm="l2", dtype=np.float32
+        analyzer=textmod.tokens,
+        sublinear_tf=True,
+        norm="l2",
+        dtype=np.float32,
+        min_df=2,
+        max_features=MAX_FEATURES,
     )
     try:
-        matrix = vectorizer.fit_transform([item.text for item in items])
-    except ValueError:
+        matrix = vectorizer.fit_transform([item.text for item in items]).tocsr()
+    except ValueError:  # no word shared by two tickets: no hotspot
         return []
     vocabulary = np.array(vectorizer.get_feature_names_out())
     by_district: dict[str, list[int]] = defaultdict(list)
@@ -73,22 +81,32 @@ def discover(items: Sequence[HotItem], weeks: Sequence[date], *, limit: int = 10
         by_district[item.district].append(index)
     clusters: list[tuple[str, list[int], np.ndarray]] = []
     for district, indexes in by_district.items():
-        local: list[tuple[list[int], np.ndarray]] = []
+        members: list[list[int]] = []
+        centroids = np.zeros((16, matrix.shape[1]), dtype=np.float32)
         for index in indexes:
-            vector = matrix[index].toarray()[0]
-            best, best_score = -1, JOIN_SIMILARITY
-            for position, (_members, centroid) in enumerate(local):
-                norm = float(np.linalg.norm(centroid))
-                score = float(vector @ centroid) / norm if norm else 0.0
-                if score >= best_score:
-                    best, best_score = position, score
+            row = matrix[index]
+            if row.nnz == 0:
+                continue
+            best = -1
+            if members:
+                live = centroids[: len(members)]
+                norms = np.linalg.norm(live, axis=1)
+                scores = np.asarray(row @ live.T).ravel() / np.maximum(norms, 1e-9)
+                best = int(np.argmax(scores))
+                if scores[best] < JOIN_SIMILARITY:
+                    best = -1
+            vector = row.toarray()[0]
             if best < 0:
-                local.append(([index], vector.copy()))
+                if len(members) == centroids.shape[0]:
+                    centroids = np.vstack([centroids, np.zeros_like(centroids)])
+                centroids[len(members)] = vector
+                members.append([index])
             else:
-                members, centroid = local[best]
-                members.append(index)
-                centroid += (vector - centroid) / len(members)
-        clusters.extend((district, members, centroid) for members, centroid in local)
+                members[best].append(index)
+                centroids[best] += (vector - centroids[best]) / len(members[best])
+        clusters.extend(
+            (district, group, centroids[position].copy()) for position, group in enumerate(members)
+        )
     week_index = {week: position for position, week in enumerate(weeks)}
     found: list[Hotspot] = []
     for district, members, centroid in clusters:

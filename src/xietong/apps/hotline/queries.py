@@ -18,7 +18,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from xietong.apps.hotline._common import DISPATCH, HANDLE, READ, STATS, guarded, load_ticket
-from xietong.apps.hotline.dispatch import Suggestion, suggestions
+from xietong.apps.hotline.dispatch import RouteTable, Suggestion, suggestions
 from xietong.apps.hotline.handling import token_matches
 from xietong.apps.hotline.intake import CONTACT_AD
 from xietong.apps.hotline.models import (
@@ -414,8 +414,9 @@ def dispatcher_queue(
             .offset(max(0, offset))
         ).all()
         views = _views(ctx, session, actor, list(rows))
+        table = RouteTable.load(session)
         items = [
-            TicketDetail(view, [], suggestions=suggestions(session, row))
+            TicketDetail(view, [], suggestions=suggestions(session, row, table))
             for view, row in zip(views, rows, strict=True)
         ]
         return items, total
