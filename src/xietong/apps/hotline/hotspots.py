@@ -83,27 +83,34 @@ def discover(items: Sequence[HotItem], weeks: Sequence[date], *, limit: int = 10
     for district, indexes in by_district.items():
         members: list[list[int]] = []
         centroids = np.zeros((16, matrix.shape[1]), dtype=np.float32)
+        norms = np.zeros(16, dtype=np.float32)
         for index in indexes:
             row = matrix[index]
             if row.nnz == 0:
                 continue
+            count = len(members)
             best = -1
-            if members:
-                live = centroids[: len(members)]
-                norms = np.linalg.norm(live, axis=1)
-                scores = np.asarray(row @ live.T).ravel() / np.maximum(norms, 1e-9)
+            if count:
+                # only the ticket's own words contribute to the dot products
+                scores = (centroids[:count, row.indices] @ row.data) / np.maximum(
+                    norms[:count], 1e-9
+                )
                 best = int(np.argmax(scores))
                 if scores[best] < JOIN_SIMILARITY:
                     best = -1
-            vector = row.toarray()[0]
             if best < 0:
-                if len(members) == centroids.shape[0]:
+                if count == centroids.shape[0]:
                     centroids = np.vstack([centroids, np.zeros_like(centroids)])
-                centroids[len(members)] = vector
+                    norms = np.concatenate([norms, np.zeros_like(norms)])
+                centroids[count, row.indices] = row.data
+                norms[count] = float(np.linalg.norm(row.data))
                 members.append([index])
             else:
-                members[best].append(index)
-                centroids[best] += (vector - centroids[best]) / len(members[best])
+                group = members[best]
+                group.append(index)
+                centroids[best] *= 1 - 1 / len(group)  # running mean of the members
+                centroids[best, row.indices] += row.data / len(group)
+                norms[best] = float(np.linalg.norm(centroids[best]))
         clusters.extend(
             (district, group, centroids[position].copy()) for position, group in enumerate(members)
         )
