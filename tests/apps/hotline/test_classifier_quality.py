@@ -49,12 +49,16 @@ def test_predicts_real_messages_quickly(trained) -> None:
     import time
 
     messages = [
-        {"title": "小区物业乱收停车费", "text": "A市A3区某小区物业未经业主大会同意收取停车费。"},
+        {
+            "title": "小区顶楼违章搭建",
+            "text": "A市A2区某小区顶楼住户私自加建房屋，违章建筑影响楼下安全，请城管部门依法拆除。",
+        },
         {"title": "", "text": "单位拖欠我们工资半年了，劳动监察大队也不管，希望领导帮忙。"},
     ]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other jobs on a shared machine do not count
     for _ in range(10):
         predictions = trained.predict(messages)
-    per_message_ms = (time.perf_counter() - started) * 1000 / 20
+    per_message_ms = (time.process_time() - started) * 1000 / 20
     assert [p.category for p in predictions] == ["城乡建设", "劳动和社会保障"]
-    assert per_message_ms < 50  # generous: shared CI cores; bench/hotline.py measures it
+    assert all(p.auto and p.confidence > 0.99 for p in predictions)
+    assert per_message_ms < 20  # generous; bench/hotline.py measures it against 5 ms
