@@ -25,7 +25,7 @@ from xietong.kernel.org.systems import register_connected_system
 
 ADMIN = operator_actor("test")
 # a Tuesday in office hours, in the past: PyJWT checks "iat" against the real clock
-START = datetime(2026, 11, 17, 10, 0, tzinfo=CST)
+START = datetime(2026, 11, 3, 10, 0, tzinfo=CST)
 MODEL_VERSION = "test-model-1"
 
 

@@ -230,3 +230,20 @@ def test_train_command(tmp_path) -> None:
     assert manifest["unlabelled_messages"] == 0 and manifest["cv"]["macro_f1"] > 0
     missing = runner.invoke(app, ["train", "--data", str(tmp_path / "none.csv")])
     assert missing.exit_code == 2 and "cannot read" in missing.stderr
+
+
+def test_training_without_titles(rows, tmp_path) -> None:
+    untitled = [{**r, "title": ""} for r in rows]
+    model = train_model(untitled)
+    assert next(b for b in model.blocks if b.spec.name == "title").width == 0
+    reloaded = load_model(model.save(tmp_path))
+    prediction = reloaded.predict([{"title": "噪音", "text": "工地夜间施工噪音扰民"}])[0]
+    assert prediction.category in CATEGORIES
+
+
+def test_block_transform_matches_scikit_learn(model, rows) -> None:
+    messages = [*rows[:30], {"title": "", "text": "完全没见过的词语组合ZZZ"}, {"text": "？？"}]
+    for block in model.blocks:
+        ours, reference = block.transform(messages), block.reference_transform(messages)
+        assert ours.shape == reference.shape
+        assert abs(ours - reference).max() < 1e-12, block.spec.name

@@ -16,12 +16,14 @@ import csv
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sqlalchemy import func, select
 
-from xietong.apps.hotline import _model, dispatch, handling, intake, knowledge
+from xietong.apps.hotline import _model, dispatch, handling, intake, knowledge, text
 from xietong.apps.hotline._common import department_code
 from xietong.apps.hotline.models import Route, Ticket
 from xietong.apps.hotline.sla import check_sla
@@ -274,9 +276,9 @@ def _knowledge(ctx: Context, dispatcher: Actor, admin: Actor) -> None:
         knowledge.import_replies_csv(ctx, admin, shared / "replies.csv")
 
 
-def _at(days_ago: float, hour: int = 10) -> clock.FrozenClock:
-    now = clock.local_now().replace(hour=hour, minute=0, second=0, microsecond=0)
-    return clock.FrozenClock(now - timedelta(days=days_ago))
+def _at(today: datetime, days_ago: float, hour: int = 10) -> clock.FrozenClock:
+    moment = today.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return clock.FrozenClock(min(moment - timedelta(days=days_ago), today))
 
 
 def _submit(ctx: Context, agent: Actor, item: DemoTicket, phone: str) -> intake.IntakeResult:
@@ -343,23 +345,55 @@ def _play(ctx: Context, item: DemoTicket, number: str, dispatcher: Actor) -> Non
         handling.rate(ctx, dispatcher, number, "unsatisfied", note="回访：电梯仍故障")
 
 
-_PLACE = re.compile(r"A市A(\d)区")
+def _answer(ctx: Context, number: str, dispatcher: Actor) -> None:
+    """History is answered: accepted, replied, and rated 基本满意 at the follow-up call
+    (基本满意, not 满意, so these stock replies stay out of the knowledge base)."""
+    with ctx.db.read() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        clerk = _clerk_for(ctx, department_code(session, ticket.department_id))
+    handling.accept(ctx, clerk, number)
+    handling.reply(ctx, clerk, number, "您反映的问题已转相关单位核实处理，处理结果已电话告知。")
+    handling.rate(ctx, dispatcher, number, "basically_satisfied", note="回访：基本满意")
 
 
-def _hot_messages(limit: int) -> list[tuple[str, str, str | None]]:
-    """(title, text, district) from hot-issues.csv, the districts mapped onto 长沙."""
+_PLACE = re.compile(r"A(\d)[区县市]")
+CLUSTER_SIMILARITY = 0.45
+
+
+def _hot_messages(limit: int) -> list[tuple[str, str, str | None, int]]:
+    """(title, text, district, days ago) from hot-issues.csv: the messages that repeat
+    each other most (title TF-IDF neighbours), spread over six weeks in their original
+    order, the anonymised districts mapped onto 长沙's."""
     shared = _shared_dir()
     path = shared / "hot-issues.csv" if shared else None
     if path is None or not path.is_file():
-        return [(text, text, district) for text, district in HOTSPOT_TEXTS]
+        return [(text, text, district, 3 * n) for n, (text, district) in enumerate(HOTSPOT_TEXTS)]
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    rows.sort(key=lambda r: -int(r.get("likes") or 0))
+        rows = [r for r in csv.DictReader(handle) if r.get("text")]
+    titles = [f"{r.get('title') or ''} {r['text'][:60]}" for r in rows]
+    matrix = TfidfVectorizer(analyzer=text.tokens, sublinear_tf=True).fit_transform(titles)
+    similar = (matrix @ matrix.T).tocsr()
+    similar.data[similar.data < CLUSTER_SIMILARITY] = 0
+    similar.eliminate_zeros()
+    chosen: list[int] = []
+    taken: set[int] = set()
+    for seed in np.argsort(-np.diff(similar.indptr)):
+        if len(chosen) >= limit:
+            break
+        neighbours = [int(i) for i in similar[seed].indices if int(i) not in taken][:15]
+        if len(neighbours) < 2:
+            continue
+        taken.update(neighbours)
+        chosen.extend(neighbours)
+    chosen.sort(key=lambda i: rows[i].get("time") or "")
     out = []
-    for row in rows[:limit]:
-        match = _PLACE.search(f"{row.get('title', '')}{row.get('text', '')}")
+    for rank, index in enumerate(chosen[:limit]):
+        row = rows[index]
+        match = _PLACE.search(f"{row.get('title', '')}{row['text']}")
         district = DISTRICTS[(int(match.group(1)) - 1) % len(DISTRICTS)] if match else None
-        out.append((row.get("title") or "", row["text"][:4000], district))
+        days_ago = 41 - rank * 42 // max(len(chosen[:limit]), 1)
+        out.append((row.get("title") or "", row["text"][:4000], district, days_ago))
     return out
 
 
@@ -375,24 +409,28 @@ def load_demo_hotline(ctx: Context) -> None:
     _train(ctx)
     dispatcher = _user_actor(ctx, "dispatcher")
     _knowledge(ctx, dispatcher, admin)
+    today = clock.local_now()  # read once: the loop below installs clocks in the past
     previous = clock.use_clock(clock.SystemClock())
     try:
         # history first: the hotspot material, spread over the last six weeks
-        for index, (title, text, district) in enumerate(_hot_messages(120)):
-            clock.use_clock(_at(index % 42, hour=9 + index % 8))
-            intake.submit_ticket(
+        history = _hot_messages(120)
+        for index, (title, body, district, days_ago) in enumerate(history):
+            clock.use_clock(_at(today, days_ago, hour=9 + index % 8))
+            result = intake.submit_ticket(
                 ctx,
                 dispatcher,
                 intake.TicketInput(
-                    text=text,
+                    text=body,
                     title=title[:200],
                     contact_phone=f"139{index:08d}",
                     channel="web",
                     district_code=district,
                 ),
             )
+            if days_ago > 7 and result.status == "dispatched":
+                _answer(ctx, result.number, dispatcher)
         for index, item in enumerate(TICKETS):
-            clock.use_clock(_at(item.days_ago))
+            clock.use_clock(_at(today, item.days_ago))
             result = _submit(ctx, dispatcher, item, f"1380000{index:04d}")
             _play(ctx, item, result.number, dispatcher)
     finally:

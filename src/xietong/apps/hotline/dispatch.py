@@ -42,6 +42,9 @@ from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.org.models import Department, Region
 from xietong.kernel.uow import UnitOfWork
 
+# Who the timeline names for an automatic dispatch (the audit leaf keeps the real actor).
+AUTO_DISPATCH = Actor(kind="worker", id=None, name="auto-dispatch", display_name="自动派单")
+
 # The seven categories of the labelled history (train.csv); the routing table and the
 # classifier share them. A deployment with other categories adds routes for them.
 CATEGORIES: tuple[str, ...] = (
@@ -67,26 +70,48 @@ def check_category(value: str) -> str:
     return category
 
 
-def _region_chain(session: Session, code: str | None) -> list[str]:
-    chain: list[str] = []
-    while code and code not in chain and len(chain) < 6:
-        chain.append(code)
-        code = session.scalar(select(Region.parent_code).where(Region.code == code))
-    return chain
+@dataclass(frozen=True)
+class RouteTable:
+    """The routing table and the region tree, read once (a queue page asks it 150 times)."""
+
+    routes: dict[tuple[str, str], int]
+    parents: dict[str, str | None]
+    departments: dict[int, Department]
+
+    @classmethod
+    def load(cls, session: Session) -> RouteTable:
+        routes = {
+            (row.category, row.district_code): row.department_id
+            for row in session.scalars(select(Route))
+        }
+        parents = dict(session.execute(select(Region.code, Region.parent_code)).all())
+        ids = set(routes.values())
+        departments = (
+            {d.id: d for d in session.scalars(select(Department).where(Department.id.in_(ids)))}
+            if ids
+            else {}
+        )
+        return cls(routes, parents, departments)
+
+    def department(self, category: str, district_code: str | None) -> Department | None:
+        """For ``category``: the district's row, its parent regions', or the city-wide one."""
+        chain: list[str] = []
+        code = district_code
+        while code and code not in chain and len(chain) < 6:
+            chain.append(code)
+            code = self.parents.get(code)
+        for candidate in [*chain, ""]:
+            dept_id = self.routes.get((category, candidate))
+            if dept_id is not None:
+                dept = self.departments.get(dept_id)
+                if dept is not None and dept.active:
+                    return dept
+        return None
 
 
 def route_for(session: Session, category: str, district_code: str | None) -> Department | None:
     """The department for ``category`` in the district, its parent regions, or city-wide."""
-    rows = {
-        row.district_code: row.department_id
-        for row in session.scalars(select(Route).where(Route.category == category))
-    }
-    for code in [*_region_chain(session, district_code), ""]:
-        if code in rows:
-            dept = session.get(Department, rows[code])
-            if dept is not None and dept.active:
-                return dept
-    return None
+    return RouteTable.load(session).department(category, district_code)
 
 
 @dataclass(frozen=True)
@@ -97,11 +122,14 @@ class Suggestion:
     department_name: str | None
 
 
-def suggestions(session: Session, ticket: Ticket) -> list[Suggestion]:
+def suggestions(
+    session: Session, ticket: Ticket, table: RouteTable | None = None
+) -> list[Suggestion]:
     """The classifier's top three for a ticket, each with the department it routes to."""
+    table = table or RouteTable.load(session)
     found: list[Suggestion] = []
     for category, confidence in ticket.suggestions or []:
-        dept = route_for(session, category, ticket.district_code)
+        dept = table.department(category, ticket.district_code)
         found.append(
             Suggestion(
                 category,
@@ -148,7 +176,7 @@ def apply_dispatch(
     add_step(
         uow.session,
         ticket,
-        uow.actor,
+        AUTO_DISPATCH if mode == "auto" else uow.actor,
         "dispatch",
         note,
         mode=mode,

@@ -435,10 +435,10 @@ def merge(ctx: Context, actor: Actor, number: str, into: str) -> None:
         if target.id == ticket.id:
             raise InvalidInput("不能合并到自身", "Cannot merge a ticket into itself", code="self")
         require_status(ticket, Status.PENDING_DISPATCH, action_zh="合并", action_en="merge it")
-        if target.status in FINAL_STATUSES:
+        if target.status not in OPEN_STATUSES:
             raise Conflict(
-                f"目标工单{target.number}已结束，不能合并",
-                f"Ticket {target.number} is finished: cannot merge into it",
+                f"目标工单{target.number}已答复或已结束，不能合并",
+                f"Ticket {target.number} is answered or finished: cannot merge into it",
                 code="target_finished",
             )
         now = clock.now()
@@ -447,7 +447,7 @@ def merge(ctx: Context, actor: Actor, number: str, into: str) -> None:
         ticket.category, ticket.department_id = target.category, target.department_id
         touch(ticket, now)
         add_step(session, ticket, actor, "merge", "", into=target.number, automatic=False)
-        add_step(session, target, actor, "merged_in", "", ticket=ticket.number)
+        add_step(session, target, actor, "merged_in", "", number=ticket.number)
         uow.record("hotline.ticket.merge", _subject(ticket), {"into": target.number})
         uow.emit(TicketMerged(ticket.number, ticket.status, target.number), MODULE)
         uow.commit()

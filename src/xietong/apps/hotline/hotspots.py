@@ -24,6 +24,7 @@ from xietong.apps.hotline import text as textmod
 JOIN_SIMILARITY = 0.3
 MIN_TICKETS = 2
 LABEL_WORDS = 4
+MAX_FEATURES = 4000
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,19 @@ def monday(day: date) -> date:
 def discover(items: Sequence[HotItem], weeks: Sequence[date], *, limit: int = 10) -> list[Hotspot]:
     if not items:
         return []
+    # min_df=2: a word in one ticket only cannot link two tickets, and dropping those
+    # keeps the centroid matrix small (clusters × shared vocabulary)
     vectorizer = TfidfVectorizer(
-        analyzer=textmod.tokens, sublinear_tf=True, norm="l2", dtype=np.float32
+        analyzer=textmod.tokens,
+        sublinear_tf=True,
+        norm="l2",
+        dtype=np.float32,
+        min_df=2,
+        max_features=MAX_FEATURES,
     )
     try:
-        matrix = vectorizer.fit_transform([item.text for item in items])
-    except ValueError:
+        matrix = vectorizer.fit_transform([item.text for item in items]).tocsr()
+    except ValueError:  # no word shared by two tickets: no hotspot
         return []
     vocabulary = np.array(vectorizer.get_feature_names_out())
     by_district: dict[str, list[int]] = defaultdict(list)
@@ -73,22 +81,39 @@ def discover(items: Sequence[HotItem], weeks: Sequence[date], *, limit: int = 10
         by_district[item.district].append(index)
     clusters: list[tuple[str, list[int], np.ndarray]] = []
     for district, indexes in by_district.items():
-        local: list[tuple[list[int], np.ndarray]] = []
+        members: list[list[int]] = []
+        centroids = np.zeros((16, matrix.shape[1]), dtype=np.float32)
+        norms = np.zeros(16, dtype=np.float32)
         for index in indexes:
-            vector = matrix[index].toarray()[0]
-            best, best_score = -1, JOIN_SIMILARITY
-            for position, (_members, centroid) in enumerate(local):
-                norm = float(np.linalg.norm(centroid))
-                score = float(vector @ centroid) / norm if norm else 0.0
-                if score >= best_score:
-                    best, best_score = position, score
+            row = matrix[index]
+            if row.nnz == 0:
+                continue
+            count = len(members)
+            best = -1
+            if count:
+                # only the ticket's own words contribute to the dot products
+                scores = (centroids[:count, row.indices] @ row.data) / np.maximum(
+                    norms[:count], 1e-9
+                )
+                best = int(np.argmax(scores))
+                if scores[best] < JOIN_SIMILARITY:
+                    best = -1
             if best < 0:
-                local.append(([index], vector.copy()))
+                if count == centroids.shape[0]:
+                    centroids = np.vstack([centroids, np.zeros_like(centroids)])
+                    norms = np.concatenate([norms, np.zeros_like(norms)])
+                centroids[count, row.indices] = row.data
+                norms[count] = float(np.linalg.norm(row.data))
+                members.append([index])
             else:
-                members, centroid = local[best]
-                members.append(index)
-                centroid += (vector - centroid) / len(members)
-        clusters.extend((district, members, centroid) for members, centroid in local)
+                group = members[best]
+                group.append(index)
+                centroids[best] *= 1 - 1 / len(group)  # running mean of the members
+                centroids[best, row.indices] += row.data / len(group)
+                norms[best] = float(np.linalg.norm(centroids[best]))
+        clusters.extend(
+            (district, group, centroids[position].copy()) for position, group in enumerate(members)
+        )
     week_index = {week: position for position, week in enumerate(weeks)}
     found: list[Hotspot] = []
     for district, members, centroid in clusters:

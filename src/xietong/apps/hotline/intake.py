@@ -40,7 +40,7 @@ from xietong.apps.hotline.events import ClassifierUnavailable, TicketMerged, Tic
 from xietong.apps.hotline.models import Attachment, Ticket
 from xietong.apps.hotline.vocab import (
     CHANNEL_NAMES,
-    FINAL_STATUSES,
+    OPEN_STATUSES,
     TYPE_NAMES,
     Status,
     by_label,
@@ -303,8 +303,8 @@ def _duplicate(
         select(Ticket)
         .where(
             Ticket.created_at >= since,
-            Ticket.status.not_in(tuple(FINAL_STATUSES)),
-            Ticket.merged_into_id.is_(None),
+            # open ones only: a replied ticket's answer is given, a follower would get none
+            Ticket.status.in_(tuple(OPEN_STATUSES)),
         )
         .order_by(Ticket.id.desc())
         .limit(500)
@@ -466,7 +466,7 @@ def _route_new(
         ticket.merged_into_id = duplicate.id
         ticket.category, ticket.department_id = duplicate.category, duplicate.department_id
         add_step(session, ticket, uow.actor, "merge", "", into=duplicate.number, automatic=True)
-        add_step(session, duplicate, uow.actor, "merged_in", "", ticket=ticket.number)
+        add_step(session, duplicate, uow.actor, "merged_in", "", number=ticket.number)
         uow.emit(TicketMerged(ticket.number, ticket.status, duplicate.number), MODULE)
         return f"merged into {duplicate.number}"
     if guess is None:

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from xietong.api.deps import current_actor, get_ctx
 from xietong.apps.hotline import dispatch, handling, intake, knowledge, queries, vocab
@@ -35,6 +37,7 @@ from xietong.kernel.clock import CST
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, XietongError
 from xietong.kernel.org import service as org
+from xietong.kernel.org.models import Region
 from xietong.web.rendering import check_csrf, language, render
 
 router = APIRouter(prefix="/hotline", include_in_schema=False)
@@ -121,8 +124,17 @@ def _page(request: Request, name: str, status_code: int = 200, **context: Any) -
     )
 
 
-def _districts(ctx: Context, actor: Actor) -> list[Any]:
-    return [r for r in org.list_regions(ctx, actor) if r.level == "county"]
+def _districts(ctx: Context, actor: Actor) -> list[tuple[str, str]]:
+    """(code, name) of the districts, for anyone: the portal form is public."""
+    with ctx.db.read() as session:
+        return [
+            (code, name)
+            for code, name in session.execute(
+                select(Region.code, Region.name)
+                .where(Region.level == "county")
+                .order_by(Region.code)
+            )
+        ]
 
 
 # --- citizens ------------------------------------------------------------------------
@@ -140,7 +152,7 @@ def new_ticket_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
 
 
 @router.post("/new", response_class=HTMLResponse)
-def new_ticket_submit(
+async def new_ticket_submit(
     request: Request,
     ctx: CtxDep,
     actor: ActorDep,
@@ -153,8 +165,19 @@ def new_ticket_submit(
     type: Annotated[str, Form(max_length=32)] = "",
     channel: Annotated[str, Form(max_length=16)] = "web",
     csrf_token: Annotated[str, Form()] = "",
+    files: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     agent = can(actor, INTAKE)
+    attachments = []
+    for upload in (files or [])[: intake.MAX_ATTACHMENTS + 1]:
+        if not upload.filename:
+            continue  # the browser sends an empty part when no file was chosen
+        data = await upload.read(intake.MAX_ATTACHMENT_BYTES + 1)
+        attachments.append(
+            intake.AttachmentInput(
+                upload.filename, upload.content_type or "application/octet-stream", data
+            )
+        )
     data = intake.TicketInput(
         text=text,
         contact_phone=contact_phone,
@@ -164,10 +187,11 @@ def new_ticket_submit(
         type=type or None,
         district_code=district_code or None,
         place=place,
+        attachments=tuple(attachments),
     )
     try:
         check_csrf(request, csrf_token)
-        result = intake.submit_ticket(ctx, actor, data, portal=not agent)
+        result = await run_in_threadpool(intake.submit_ticket, ctx, actor, data, portal=not agent)
     except XietongError as error:
         return _page(
             request,
@@ -249,13 +273,26 @@ def faq_page(request: Request, ctx: CtxDep, actor: ActorDep, q: str = "") -> Res
 # --- staff ---------------------------------------------------------------------------
 
 
+QUEUE_PAGE = 20
+
+
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
+def queue_page(
+    request: Request, ctx: CtxDep, actor: ActorDep, page: int = 1, q: str = ""
+) -> Response:
     authorize(actor, DISPATCH)
+    page = max(1, page)
+    items, total = queries.dispatcher_queue(
+        ctx, actor, q=q, limit=QUEUE_PAGE, offset=(page - 1) * QUEUE_PAGE
+    )
     return _page(
         request,
         "hotline/queue.html",
-        items=queries.dispatcher_queue(ctx, actor),
+        items=items,
+        total=total,
+        page=page,
+        pages=(total + QUEUE_PAGE - 1) // QUEUE_PAGE,
+        q=q,
         extensions=queries.pending_extensions(ctx, actor),
         departments=org.list_departments(ctx, actor),
     )

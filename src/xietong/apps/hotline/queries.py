@@ -18,7 +18,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from xietong.apps.hotline._common import DISPATCH, HANDLE, READ, STATS, guarded, load_ticket
-from xietong.apps.hotline.dispatch import Suggestion, suggestions
+from xietong.apps.hotline.dispatch import RouteTable, Suggestion, suggestions
 from xietong.apps.hotline.handling import token_matches
 from xietong.apps.hotline.intake import CONTACT_AD
 from xietong.apps.hotline.models import (
@@ -387,21 +387,39 @@ def list_tickets(
         return TicketPage(_views(ctx, session, actor, list(rows)), total)
 
 
-def dispatcher_queue(ctx: Context, actor: Actor) -> list[TicketDetail]:
-    """待派单 with the top-three suggestions, oldest first (first come, first served)."""
+def dispatcher_queue(
+    ctx: Context,
+    actor: Actor,
+    *,
+    q: str | None = None,
+    limit: int = MAX_LIMIT,
+    offset: int = 0,
+) -> tuple[list[TicketDetail], int]:
+    """待派单 with the top-three suggestions, oldest first (first come, first served),
+    and how many wait in all; ``q`` finds a ticket by number, title or text."""
     authorize(actor, DISPATCH)
+    waiting = Ticket.status == Status.PENDING_DISPATCH.value
+    if q and q.strip():
+        pattern = f"%{q.strip()[:100]}%"
+        waiting = waiting & or_(
+            Ticket.number.like(pattern), Ticket.title.like(pattern), Ticket.text.like(pattern)
+        )
     with ctx.db.read() as session:
+        total = session.scalar(select(func.count()).where(waiting)) or 0
         rows = session.scalars(
             select(Ticket)
-            .where(Ticket.status == Status.PENDING_DISPATCH.value)
+            .where(waiting)
             .order_by(Ticket.created_at, Ticket.id)
-            .limit(MAX_LIMIT)
+            .limit(max(1, min(limit, MAX_LIMIT)))
+            .offset(max(0, offset))
         ).all()
         views = _views(ctx, session, actor, list(rows))
-        return [
-            TicketDetail(view, [], suggestions=suggestions(session, row))
+        table = RouteTable.load(session)
+        items = [
+            TicketDetail(view, [], suggestions=suggestions(session, row, table))
             for view, row in zip(views, rows, strict=True)
         ]
+        return items, total
 
 
 def pending_extensions(ctx: Context, actor: Actor) -> list[tuple[str, ExtensionView]]:

@@ -182,8 +182,15 @@ def list_tickets(
 
 
 @router.get("/queue")
-def dispatcher_queue(ctx: CtxDep, actor: Annotated[Actor, Depends(allow(DISPATCH))]) -> Any:
-    return [asdict(item) for item in queries.dispatcher_queue(ctx, actor)]
+def dispatcher_queue(
+    ctx: CtxDep,
+    actor: Annotated[Actor, Depends(allow(DISPATCH))],
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    items, total = queries.dispatcher_queue(ctx, actor, q=q, limit=limit, offset=offset)
+    return {"items": [asdict(item) for item in items], "total": total}
 
 
 @router.get("/tickets/{number}")

@@ -107,26 +107,74 @@ class Block:
         self.spec = spec
         self.terms = list(terms)
         self.idf = np.asarray(idf, dtype=np.float64)
-        self._vectorizer = spec.vectorizer({term: i for i, term in enumerate(self.terms)})
-        self._vectorizer.idf_ = self.idf
+        self._index = {term: i for i, term in enumerate(self.terms)}
+        # The very analyzer scikit-learn used in training (same n-grams, same tokens).
+        self._analyze = spec.vectorizer().build_analyzer()
 
     @classmethod
     def fit(cls, spec: BlockSpec, messages: Iterable[dict[str, Any]]) -> Block:
+        return cls.fit_transform(spec, messages)[0]
+
+    @classmethod
+    def fit_transform(
+        cls, spec: BlockSpec, messages: Iterable[dict[str, Any]]
+    ) -> tuple[Block, sparse.csr_matrix]:
+        """Fit and return the messages' rows too (tokenising once: jieba is the cost)."""
+        texts = [message_field(m, spec.field) for m in messages]
         vectorizer = spec.vectorizer()
-        vectorizer.fit([message_field(m, spec.field) for m in messages])
+        try:
+            matrix = vectorizer.fit_transform(texts)
+        except ValueError:
+            # No term occurs often enough (e.g. no message has a title): an empty block.
+            return cls(spec, [], np.zeros(0)), sparse.csr_matrix((len(texts), 0))
         # Column order = sorted terms (scikit-learn sorts the vocabulary): deterministic.
         terms = vectorizer.get_feature_names_out().tolist()
-        return cls(spec, terms, vectorizer.idf_)
+        if spec.weight != 1.0:
+            matrix = matrix * spec.weight
+        return cls(spec, terms, vectorizer.idf_), sparse.csr_matrix(matrix)
 
     @property
     def width(self) -> int:
         return len(self.terms)
 
     def transform(self, messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:
-        matrix = self._vectorizer.transform([message_field(m, self.spec.field) for m in messages])
-        if self.spec.weight != 1.0:
-            matrix = matrix * self.spec.weight
-        return sparse.csr_matrix(matrix)
+        """TF-IDF rows exactly as ``TfidfVectorizer.transform`` computes them.
+
+        Done by hand because scikit-learn's per-call validation costs more than the
+        arithmetic for one message; ``test_block_transform_matches_scikit_learn`` checks
+        that the numbers agree.
+        """
+        index, analyze = self._index, self._analyze
+        indptr, indices, values = [0], [], []
+        for message in messages:
+            counts: dict[int, int] = {}
+            for term in analyze(message_field(message, self.spec.field)):
+                column = index.get(term)
+                if column is not None:
+                    counts[column] = counts.get(column, 0) + 1
+            columns = sorted(counts)
+            row = np.array([counts[c] for c in columns], dtype=np.float64)
+            if self.spec.sublinear_tf:
+                row = np.log(row) + 1.0
+            row *= self.idf[columns]
+            norm = float(np.sqrt(row @ row))
+            if norm > 0:
+                row /= norm
+            indices.extend(columns)
+            values.append(row * self.spec.weight)
+            indptr.append(len(indices))
+        data = np.concatenate(values) if values else np.zeros(0)
+        return sparse.csr_matrix(
+            (data, np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
+            shape=(len(messages), self.width),
+        )
+
+    def reference_transform(self, messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:
+        """scikit-learn's own transform with this block's vocabulary and IDF (for tests)."""
+        vectorizer = self.spec.vectorizer(self._index)
+        vectorizer.idf_ = self.idf
+        texts = [message_field(m, self.spec.field) for m in messages]
+        return sparse.csr_matrix(vectorizer.transform(texts) * self.spec.weight)
 
 
 def stack(blocks: Sequence[Block], messages: Sequence[dict[str, Any]]) -> sparse.csr_matrix:

@@ -53,12 +53,31 @@ class Head:
     blocks: list[int]
     weights: np.ndarray  # (classes, columns)
     bias: np.ndarray  # (classes,)
+    scale: float = 1.0
 
     def scores(self, features: Sequence[Any]) -> np.ndarray:
-        from scipy import sparse
+        # Per block, against a C-contiguous (columns, classes) slice of the weights, made
+        # once: ``sparse @ weights.T`` would copy the whole transposed matrix every call.
+        parts = getattr(self, "_parts", None)
+        if parts is None:
+            parts, start = [], 0
+            for i in self.blocks:
+                width = features[i].shape[1]
+                parts.append((i, np.ascontiguousarray(self.weights[:, start : start + width].T)))
+                start += width
+            self._parts = parts
+        raw = sum((features[i] @ w for i, w in parts), start=np.zeros(self.bias.shape))
+        return standardise(np.asarray(raw) + self.bias, self.scale)
 
-        matrix = sparse.hstack([features[i] for i in self.blocks], format="csr")
-        return np.asarray(matrix @ self.weights.T, dtype=np.float64) + self.bias
+
+def standardise(scores: np.ndarray, scale: float) -> np.ndarray:
+    """Scores relative to the row mean, in units of ``scale``.
+
+    Heads speak different units (SVM margins near ±1, naive Bayes log-likelihoods in the
+    thousands); the combiner learns from them all, so each is centred and scaled.
+    """
+    centred = scores - scores.mean(axis=1, keepdims=True)
+    return centred / scale
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -171,7 +190,7 @@ class Model:
             "classes": self.classes,
             "threshold": self.threshold,
             "blocks": [block.spec.to_dict() for block in self.blocks],
-            "heads": [{"name": h.name, "blocks": h.blocks} for h in self.heads],
+            "heads": [{"name": h.name, "blocks": h.blocks, "scale": h.scale} for h in self.heads],
         }
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -263,6 +282,7 @@ def load_model(path: str | os.PathLike[str]) -> Model:
                 blocks=list(h["blocks"]),
                 weights=array(f"head-{h['name']}.weights.npy").astype(np.float64),
                 bias=array(f"head-{h['name']}.bias.npy"),
+                scale=float(h["scale"]),
             )
             for h in manifest["heads"]
         ]

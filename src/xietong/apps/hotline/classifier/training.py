@@ -27,12 +27,13 @@ from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
+from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 
 from xietong.kernel.errors import InvalidInput
 
 from .features import Block, BlockSpec, normalise
-from .model import Head, Model, check_messages, softmax
+from .model import Head, Model, check_messages, softmax, standardise
 from .threshold import operating_at, select_threshold
 
 ALGORITHM = "hl1"
@@ -42,14 +43,30 @@ ALGORITHM = "hl1"
 class HeadSpec:
     name: str
     blocks: tuple[str, ...]
-    kind: Literal["svm", "lr"] = "svm"
-    C: float = 0.5
+    kind: Literal["svm", "lr", "cnb"] = "svm"
+    C: float = 1.0  # regularisation for svm/lr; smoothing alpha for cnb
+
+
+# Chosen by 5-fold cross-validation inside train.csv (docs/apps/hotline-classifier.md):
+# one linear SVM over character 1–3-grams, jieba word 1–2-grams and the title's own
+# character n-grams (so a title counts twice: alone and in the whole message), stacked
+# with two complement naive Bayes heads, whose errors differ from the SVM's.
+DEFAULT_BLOCKS = (
+    BlockSpec("char", "char", (1, 3)),
+    BlockSpec("word", "word", (1, 2)),
+    BlockSpec("title", "char", (1, 3), field="title"),
+)
+DEFAULT_HEADS = (
+    HeadSpec("svm", ("char", "word", "title"), "svm", 1.0),
+    HeadSpec("word-cnb", ("word",), "cnb", 0.1),
+    HeadSpec("char-cnb", ("char",), "cnb", 0.1),
+)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    blocks: tuple[BlockSpec, ...] = (BlockSpec("char", "char", (1, 3)),)
-    heads: tuple[HeadSpec, ...] = (HeadSpec("char-svm", ("char",)),)
+    blocks: tuple[BlockSpec, ...] = DEFAULT_BLOCKS
+    heads: tuple[HeadSpec, ...] = DEFAULT_HEADS
     folds: int = 5
     precision_target: float = 0.97
     combiner_C: float = 1.0
@@ -99,6 +116,10 @@ def _fit_head(spec: HeadSpec, matrix: sparse.csr_matrix, y: np.ndarray, k: int, 
         estimator = LinearSVC(C=spec.C, random_state=seed, max_iter=10_000, dual=True)
     elif spec.kind == "lr":
         estimator = LogisticRegression(C=spec.C, max_iter=2_000, random_state=seed)
+    elif spec.kind == "cnb":
+        # Complement naive Bayes scores are linear too: X @ feature_log_prob_.T.
+        nb = ComplementNB(alpha=spec.C).fit(matrix, y)
+        return np.asarray(nb.feature_log_prob_, dtype=np.float64), np.zeros(k)
     else:
         raise ValueError(f"unknown head kind {spec.kind!r}")
     estimator.fit(matrix, y)
@@ -174,9 +195,10 @@ def train_model(
     y = np.array([classes.index(label) for label in labels])
     k = len(classes)
 
-    blocks = [Block.fit(spec, [*messages, *extra]) for spec in config.blocks]
+    fitted = [Block.fit_transform(spec, [*messages, *extra]) for spec in config.blocks]
+    blocks = [block for block, _ in fitted]
     names = [b.spec.name for b in blocks]
-    features = [b.transform(messages) for b in blocks]
+    features = [matrix[: len(messages)] for _, matrix in fitted]
 
     splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=seed)
     folds = np.zeros(len(y), dtype=int)
@@ -186,7 +208,10 @@ def train_model(
         for h, spec in enumerate(config.heads):
             matrix = _head_matrix(spec, names, features)
             w, b = _fit_head(spec, matrix[train], y[train], k, seed)
-            oof[test, h * k : (h + 1) * k] = matrix[test] @ w.T + b
+            oof[test, h * k : (h + 1) * k] = standardise(matrix[test] @ w.T + b, 1.0)
+    scales = [float(oof[:, h * k : (h + 1) * k].std()) or 1.0 for h in range(len(config.heads))]
+    for h, scale in enumerate(scales):
+        oof[:, h * k : (h + 1) * k] /= scale
 
     # Out-of-fold probabilities of the combiner itself, on the same folds.
     probabilities = np.zeros((len(y), k))
@@ -199,10 +224,10 @@ def train_model(
 
     combiner_weights, combiner_bias = _fit_combiner(oof, y, config.combiner_C, seed)
     heads = []
-    for spec in config.heads:
+    for spec, scale in zip(config.heads, scales, strict=True):
         matrix = _head_matrix(spec, names, features)
         w, b = _fit_head(spec, matrix, y, k, seed)
-        heads.append(Head(spec.name, [names.index(n) for n in spec.blocks], w, b))
+        heads.append(Head(spec.name, [names.index(n) for n in spec.blocks], w, b, scale))
 
     data_sha256 = rows_sha256(messages, labels)
     unlabelled_sha256 = rows_sha256(extra)
