@@ -254,7 +254,16 @@ _GROUP = (
 
 
 def group_tasks(run: Run, group_id: int) -> list[WfTask]:
-    return list(run.session.scalars(_GROUP, {"group": group_id}))
+    """The group's tasks as this step sees them, without flushing the step's changes
+    first: rows already loaded keep their in-memory state, and tasks made in this step
+    (not yet flushed) are added from the session."""
+    session = run.session
+    with session.no_autoflush:
+        found = {task.id: task for task in session.scalars(_GROUP, {"group": group_id})}
+    for item in session.new:
+        if isinstance(item, WfTask) and item.group_id == group_id:
+            found[item.id] = item
+    return sorted(found.values(), key=lambda task: (task.position, task.id))
 
 
 def open_task(run: Run, task: WfTask, *, opened_by: WfTask | None = None) -> None:
