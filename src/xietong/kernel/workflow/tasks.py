@@ -114,6 +114,9 @@ def new_task(run: Run, state: InstanceState, token: WfToken, node: Node, **value
         **values,
     )
     run.session.add(task)
+    # how many tasks the token's group has: a group of one (a plain task nobody added
+    # signers to) decides on its own completion without reading the group back
+    token.state = {**token.state, "tasks": int(token.state.get("tasks", 0)) + 1}
     return task
 
 
@@ -281,7 +284,11 @@ def decide(run: Run, token: WfToken, completed: WfTask | None = None) -> str | N
     Opens what the completion unblocked (a 加签 original, an "after" signer, the next
     顺签 signer) and, on a decision, cancels the group's remaining tasks.
     """
-    tasks = group_tasks(run, token.state.get("group", token.id))
+    group = token.state.get("group", token.id)
+    if completed is not None and token.state.get("tasks") == 1 and completed.group_id == group:
+        tasks = [completed]
+    else:
+        tasks = group_tasks(run, group)
     if completed is not None:
         for task in tasks:
             if task.blocked_by_task_id != completed.id or task.status != "pending":
