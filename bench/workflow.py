@@ -13,7 +13,8 @@ Measured in one run, on this machine:
    client threads, through the service functions (``instances.start``,
    ``operations.complete``) that the API calls.
 2. **xietong on PostgreSQL** (127.0.0.1:5432; a scratch database is created and dropped),
-   the same workload with the same C threads.
+   the same workload with the same C threads, and how long each step held the audit
+   log's tree-size row lock (``AuditLockTimer``), which every step of the platform needs.
 3. **SpiffWorkflow 3.x** executing the same BPMN file, as a web application must use it:
    each step reads the instance's JSON from SQLite, deserializes it, runs the task and the
    engine steps, serializes it and writes it back in one transaction, with the same
@@ -58,6 +59,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, select, text
 
 from xietong.config import Settings
+from xietong.kernel import audit
 from xietong.kernel.access import Actor, Role, operator_actor
 from xietong.kernel.calendar import WorkCalendar
 from xietong.kernel.context import Context
@@ -377,6 +379,48 @@ def postgres_settings(db: Database) -> dict[str, str]:
         }
 
 
+class AuditLockTimer:
+    """How long each step holds the audit log's tree-size row lock (PostgreSQL).
+
+    The lock is taken by the statement of ``audit._lock_with_frontier`` and held until
+    the transaction's COMMIT returns; every step of every instance needs it, so its
+    hold time bounds the whole platform's steps/s (1 / hold time). Timed from the
+    locking statement's return (a slight underestimate) to COMMIT's return; two
+    timestamps per step are all this adds.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.dialect = ctx.db.engine.dialect
+        self.holds: list[float] = []
+        self.local = threading.local()
+
+    def __enter__(self) -> AuditLockTimer:
+        self.lock, self.commit = audit._lock_with_frontier, self.dialect.do_commit
+        local, holds, lock, commit = self.local, self.holds, self.lock, self.commit
+
+        def timed_lock(connection: Any) -> Any:
+            locked = lock(connection)
+            # from the moment the locking statement returned (its wait for the lock is
+            # not holding it) to the end of COMMIT
+            local.began = time.perf_counter()
+            return locked
+
+        def timed_commit(connection: Any) -> None:
+            commit(connection)
+            began = getattr(local, "began", None)
+            if began is not None:
+                holds.append(time.perf_counter() - began)
+                local.began = None
+
+        audit._lock_with_frontier = timed_lock  # type: ignore[assignment]
+        self.dialect.do_commit = timed_commit  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        audit._lock_with_frontier = self.lock  # type: ignore[assignment]
+        self.dialect.do_commit = self.commit  # type: ignore[method-assign]
+
+
 def run_postgres(
     tmp: Path, count: int, clients: int, todo_scale: int, todo_users: int
 ) -> dict[str, Any]:
@@ -385,7 +429,14 @@ def run_postgres(
         ctx = open_context(scratch.url, tmp / "pg-data")
         try:
             bed = make_bed(ctx, clients)
-            result = bench_xietong(bed, count, clients, "postgres")
+            with AuditLockTimer(ctx) as lock:
+                result = bench_xietong(bed, count, clients, "postgres")
+            wall = count / result["instances_per_s"]
+            result["audit_lock"] = {
+                "p50_ms": statistics.median(lock.holds) * 1000,
+                "p95_ms": percentile(lock.holds, 0.95) * 1000,
+                "share_of_wall": sum(lock.holds) / wall,
+            }
             result["statements"] = statements_per_step(bed)
             result["settings"] = postgres_settings(ctx.db)
             result["ceiling"] = postgres_commit_ceiling(ctx.db, 1000)
@@ -835,6 +886,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "xietong_postgres_statements_per_completion": (
             round(pg["statements"]["completion"], 1) if pg else None
         ),
+        "xietong_postgres_audit_lock_ms_p50": (
+            round(pg["audit_lock"]["p50_ms"], 2) if pg else None
+        ),
+        "xietong_postgres_audit_lock_ms_p95": (
+            round(pg["audit_lock"]["p95_ms"], 2) if pg else None
+        ),
+        "xietong_postgres_audit_lock_share_of_wall": (
+            round(pg["audit_lock"]["share_of_wall"], 2) if pg else None
+        ),
         "postgres": pg["settings"] if pg else None,
         "postgres_commit_ceiling_per_s": round(pg["ceiling"]["per_s"], 1) if pg else None,
         "postgres_commit_ms": round(pg["ceiling"]["commit_ms"], 3) if pg else None,
@@ -929,6 +989,10 @@ def table(result: dict[str, Any]) -> str:
         f"{fmt(result['xietong_postgres_statements_per_completion'])}",
         f"todo p95 at 1M open tasks (PostgreSQL): "
         f"{fmt(result['todo_query_p95_ms_1m_open_tasks_postgres'], ' ms')}",
+        f"audit lock held per step (PostgreSQL): p50 "
+        f"{fmt(result['xietong_postgres_audit_lock_ms_p50'], ' ms')}, p95 "
+        f"{fmt(result['xietong_postgres_audit_lock_ms_p95'], ' ms')}, "
+        f"{fmt(result['xietong_postgres_audit_lock_share_of_wall'])} of the wall time",
         "",
         f"ratio vs SpiffWorkflow: {result['ratio_vs_spiffworkflow']}× "
         f"(target ≥ {TARGET_RATIO}×: {'met' if met['ratio_vs_spiffworkflow'] else 'NOT met'})",

@@ -309,6 +309,44 @@ def test_jump_by_an_administrator(bed: Flowbed) -> None:
         instances.jump(bed.ctx, bed.actor("admin"), instance_id, "nowhere")
 
 
+def test_a_jump_that_cannot_feed_a_join_alone_is_refused(bed: Flowbed) -> None:
+    """b sits before a split of its own whose two flows go straight to the join that
+    also waits for a: no branch of that join can be made for b, so the jump is refused
+    and nothing changes."""
+    nodes = [
+        node("start", "start"),
+        node("fork", "parallel"),
+        task("a", "rev1"),
+        task("b", "rev2"),
+        node("fork2", "parallel"),
+        task("c", "rev1"),
+        task("d", "rev2"),
+        node("join", "parallel"),
+        node("end", "end"),
+    ]
+    flows = [
+        ("start", "fork"),
+        ("fork", "a"),
+        ("fork", "b"),
+        ("b", "fork2"),
+        ("fork2", "c"),
+        ("fork2", "d"),
+        ("a", "join"),
+        ("c", "join"),
+        ("d", "join"),
+        ("join", "end"),
+    ]
+    bed.deploy(graph("unjoinable", nodes, flows), check=False)
+    started = bed.start("unjoinable")
+    before = bed.waiting_nodes(started.id)
+    with pytest.raises(InvalidInput) as error:
+        instances.jump(bed.ctx, bed.actor("admin"), started.id, "b")
+    assert error.value.code == "jump_into_branch"
+    assert bed.waiting_nodes(started.id) == before
+    instances.jump(bed.ctx, bed.actor("admin"), started.id, "c")  # c alone can: d, a wait
+    assert bed.waiting_nodes(started.id) == ["c", "join", "join"]
+
+
 def test_proxy_through_a_delegation_records_b_for_a(bed: Flowbed) -> None:
     bed.deploy(line("proxy", task("a", "boss")))
     started = bed.start("proxy")

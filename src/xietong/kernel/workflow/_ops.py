@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor, Role
@@ -107,12 +106,7 @@ def require_version(task: WfTask, expected: int | None) -> None:
 
 def flush_task(run: Run) -> None:
     """Flush now so a lost optimistic race surfaces as a Conflict, not at commit."""
-    try:
-        run.session.flush()
-    except StaleDataError:
-        raise Conflict(
-            "任务已被他人办理", "The task was already handled", code="task_already_completed"
-        ) from None
+    run.flush()
 
 
 def is_candidate(session: Session, actor: Actor, task: WfTask) -> bool:
@@ -187,7 +181,9 @@ def finish_task(
     task.completed_by = run.actor.label
     task.completed_by_user_id = run.user_id
     task.on_behalf_of_user_id = on_behalf_of
-    flush_task(run)
+    # not flushed here: the step's rows go in one flush at ``Run.finish`` (where a lost
+    # version race still becomes a Conflict); the instance row lock taken by
+    # ``load_task`` already serialises the steps of one instance
     run.set_variables(state, variables or {})
     token = run.session.get(WfToken, task.token_id)
     assert token is not None

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor
@@ -217,9 +218,21 @@ class Run:
             )
         )
 
+    def flush(self) -> None:
+        """Flush the ORM rows; a lost optimistic race (a task's version moved) is a
+        Conflict. A step's task and token rows are written by one flush, here or at
+        ``finish``: the engine reads what the step changed from the session, not back
+        from the database (``tokens.live_tokens``, ``tasks.group_tasks``)."""
+        try:
+            self.session.flush()
+        except StaleDataError:
+            raise Conflict(
+                "任务已被他人办理", "The task was already handled", code="task_already_completed"
+            ) from None
+
     def finish(self) -> None:
         """Write what is pending; call just before ``uow.commit()``."""
-        self.session.flush()  # new instances first: variables and history refer to them
+        self.flush()  # new instances first: variables and history refer to them
         write_candidates(self.session)
         self.flush_variables()
         if self._history:

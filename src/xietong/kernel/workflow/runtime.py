@@ -9,7 +9,7 @@ else moves it on at once within the same transaction. Splits and joins are in
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import select
 
 from xietong.kernel import clock
 from xietong.kernel.bus import cancel_job, schedule_job
@@ -45,15 +45,10 @@ from xietong.kernel.workflow.tokens import (
     alive_tokens,
     end_token,
     join,
+    live_tokens,
     new_token,
 )
 
-# Statements of every step, built once (building one costs more than running it).
-_ALIVE_COUNT = (
-    select(func.count())
-    .select_from(WfToken)
-    .where(WfToken.instance_id == bindparam("instance"), WfToken.status.in_(ALIVE_TOKEN))
-)
 MAX_STEPS = 10_000  # a graph that loops without a wait state is refused, not run forever
 ACTIVITIES = ("user_task", "service_task", "call")
 GATEWAYS = ("exclusive", "parallel", "inclusive")
@@ -387,9 +382,7 @@ def end_instance(run: Run, state: InstanceState, status: str, *, reason: str) ->
 def maybe_complete(run: Run, state: InstanceState) -> None:
     if state.row.status not in ("running", "suspended"):
         return
-    run.session.flush()
-    remaining = run.session.scalar(_ALIVE_COUNT, {"instance": state.row.id})
-    if remaining:
+    if live_tokens(run, state.row.id):
         return
     state.row.status = "completed"
     state.row.ended_at = clock.now()

@@ -114,6 +114,9 @@ def new_task(run: Run, state: InstanceState, token: WfToken, node: Node, **value
         **values,
     )
     run.session.add(task)
+    # how many tasks the token's group has: a group of one (a plain task nobody added
+    # signers to) decides on its own completion without reading the group back
+    token.state = {**token.state, "tasks": int(token.state.get("tasks", 0)) + 1}
     return task
 
 
@@ -254,7 +257,16 @@ _GROUP = (
 
 
 def group_tasks(run: Run, group_id: int) -> list[WfTask]:
-    return list(run.session.scalars(_GROUP, {"group": group_id}))
+    """The group's tasks as this step sees them, without flushing the step's changes
+    first: rows already loaded keep their in-memory state, and tasks made in this step
+    (not yet flushed) are added from the session."""
+    session = run.session
+    with session.no_autoflush:
+        found = {task.id: task for task in session.scalars(_GROUP, {"group": group_id})}
+    for item in session.new:
+        if isinstance(item, WfTask) and item.group_id == group_id:
+            found[item.id] = item
+    return sorted(found.values(), key=lambda task: (task.position, task.id))
 
 
 def open_task(run: Run, task: WfTask, *, opened_by: WfTask | None = None) -> None:
@@ -272,7 +284,11 @@ def decide(run: Run, token: WfToken, completed: WfTask | None = None) -> str | N
     Opens what the completion unblocked (a 加签 original, an "after" signer, the next
     顺签 signer) and, on a decision, cancels the group's remaining tasks.
     """
-    tasks = group_tasks(run, token.state.get("group", token.id))
+    group = token.state.get("group", token.id)
+    if completed is not None and token.state.get("tasks") == 1 and completed.group_id == group:
+        tasks = [completed]
+    else:
+        tasks = group_tasks(run, group)
     if completed is not None:
         for task in tasks:
             if task.blocked_by_task_id != completed.id or task.status != "pending":

@@ -72,6 +72,23 @@ def alive_tokens(run: Run, instance_id: int) -> list[WfToken]:
     return list(run.session.scalars(_ALIVE, {"instance": instance_id}))
 
 
+def live_tokens(run: Run, instance_id: int) -> list[WfToken]:
+    """The instance's live tokens as this step sees them, without a flush.
+
+    Rows the step already holds keep their in-memory state (a token that ended in this
+    step is left out by its status here), and tokens made in this step come from the
+    session. Sound because no step brings an ended token back to life: it makes a new
+    one instead.
+    """
+    session = run.session
+    with session.no_autoflush:
+        found = {t.id: t for t in session.scalars(_ALIVE, {"instance": instance_id})}
+    for item in session.new:
+        if isinstance(item, WfToken) and item.instance_id == instance_id:
+            found[item.id] = item
+    return sorted((t for t in found.values() if t.status in ALIVE_TOKEN), key=lambda t: t.id)
+
+
 @dataclass(frozen=True)
 class Branches:
     """The branch rows of an instance: each branch's split and enclosing branch."""
@@ -93,7 +110,14 @@ class Branches:
 
 
 def branches_of(run: Run, instance_id: int) -> Branches:
-    rows = run.session.execute(_BRANCHES, {"instance": instance_id})
+    session = run.session
+    with session.no_autoflush:  # branches never change; new ones come from the session
+        rows = list(session.execute(_BRANCHES, {"instance": instance_id}))
+    rows += [
+        (item.id, item.split_id, item.parent_fork_id)
+        for item in session.new
+        if isinstance(item, WfFork) and item.instance_id == instance_id
+    ]
     split: dict[int, int] = {}
     parent: dict[int, int | None] = {}
     for fork_id, split_id, parent_id in rows:
@@ -116,8 +140,7 @@ def fork_chain(parents: dict[int, int | None], fork_id: int | None) -> list[int 
 def join(run: Run, state: InstanceState, token: WfToken, node: Node) -> WfToken | None:
     """Park ``token`` at a joining gateway; the token that leaves when the join fires."""
     token.status = "waiting"
-    run.session.flush()
-    alive = alive_tokens(run, state.row.id)
+    alive = live_tokens(run, state.row.id)
     branches = branches_of(run, state.row.id)
     split = branches.split_of(token.fork_id)
     waiting = [
