@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from xietong.kernel.calendar import WorkCalendar
 from xietong.kernel.context import Context
 from xietong.kernel.db import Database
 from xietong.kernel.keys import Keys, ensure_keys
+from xietong.plugins import plugin_manager
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -36,22 +38,47 @@ def live_server(live_platform: tuple[str, Context]) -> str:
     return live_platform[0]
 
 
-@pytest.fixture(scope="module")
-def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Context]]:
-    """The demo city served on a free port, and its context (to arrange what a page shows)."""
-    from xietong.migrate import upgrade
-    from xietong.plugins import plugin_manager
-
-    data = tmp_path_factory.mktemp("live")
+def _open(data: Path) -> Context:
     settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'xietong.db'}")
-    ensure_keys(settings.keys_dir)
     db = Database(settings.sqlalchemy_url)
-    upgrade(db.engine)
     ctx = Context(
         settings=settings, db=db, keys=Keys.load(settings.keys_dir), hooks=plugin_manager().hook
     )
     ctx.calendar = WorkCalendar(db)
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo city loaded once per test session; each module serves a copy of it.
+
+    The dispatch model is trained beforehand on the project's own demo messages: the
+    demo would otherwise train on the shared corpus, which takes minutes — the pages do
+    not need a good model, only a real one.
+    """
+    from xietong.apps.hotline.classifier import models_dir, read_messages, train_model
+    from xietong.apps.hotline.classifier.demo import DEMO_MESSAGES
+    from xietong.migrate import upgrade
+
+    data = tmp_path_factory.mktemp("demo-template")
+    settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'xietong.db'}")
+    ensure_keys(settings.keys_dir)
+    train_model(read_messages(DEMO_MESSAGES, labelled=True)).save(models_dir(settings))
+    upgrade(Database(settings.sqlalchemy_url).engine)
+    ctx = _open(data)
     load_demo(ctx)
+    ctx.close()
+    return data
+
+
+@pytest.fixture(scope="module")
+def live_platform(
+    tmp_path_factory: pytest.TempPathFactory, demo_template: Path
+) -> Iterator[tuple[str, Context]]:
+    """The demo city served on a free port, and its context (to arrange what a page shows)."""
+    data = tmp_path_factory.mktemp("live") / "data"
+    shutil.copytree(demo_template, data)
+    ctx = _open(data)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
