@@ -121,3 +121,13 @@ def test_the_bell_counts_unread_messages_and_opening_one_follows_its_link(
     page.click("ul.messages button.linklike")
     page.wait_for_url(f"{base}/workflow/tasks")
     assert page.locator(".topbar .bell .count").count() == 0  # read now
+
+
+def test_a_visitor_finds_the_public_services_without_logging_in(page, live_server) -> None:
+    page.goto(f"{live_server}/")
+    links = page.locator("nav.nav a").all_inner_texts()
+    assert {"办事服务", "我要反映", "常见问题"} <= set(links)
+    assert "我的工作" not in links and "任务督办" not in links
+    page.click("main >> text=我要反映")
+    page.wait_for_url(f"{live_server}/hotline/new")
+    screenshot(page, "home-visitor")

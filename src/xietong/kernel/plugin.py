@@ -54,6 +54,8 @@ def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
 
 @hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
+    if not actor.is_authenticated:
+        return []
     items: list[dict[str, Any]] = [
         {"href": "/workflow/tasks", "label_zh": "我的工作", "label_en": "My work"},
         {"href": "/workflow", "label_zh": "流程", "label_en": "Processes"},

@@ -129,7 +129,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
             "t": t,
             "actor": actor,
             "csrf_token": csrf_token(request),
-            "nav": nav_for(actor) if actor.is_authenticated else [],
+            "nav": nav_for(actor),  # visitors get the public links (办事, 反映问题)
             "unread_messages": _unread(request, actor),
             "role_label": lambda role: role_label(role, lang),
             **context,

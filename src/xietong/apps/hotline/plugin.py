@@ -151,6 +151,11 @@ def nav_items(actor: Actor) -> list[dict[str, Any]]:
         items.append({"href": "/hotline/inbox", "label_zh": "热线工单", "label_en": "Tickets"})
     if actor.has_role(Role.DISPATCHER) or actor.has_role(Role.SUPERVISOR):
         items.append({"href": "/hotline", "label_zh": "热线中心", "label_en": "Hotline centre"})
+    if not items:  # visitors and citizens: where to raise a problem, and the answers so far
+        items.append(
+            {"href": "/hotline/new", "label_zh": "我要反映", "label_en": "Report a problem"}
+        )
+        items.append({"href": "/hotline/faq", "label_zh": "常见问题", "label_en": "FAQ"})
     return items
 
 
