@@ -102,7 +102,9 @@ def role_label(role: Role, lang: str) -> str:
 
 def nav_for(actor: Actor) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for group in plugin_manager().hook.nav_items(actor=actor):
+    # pluggy answers last-registered first; the kernel registers first, so reversing
+    # puts 我的工作 and 流程 right after 首页 and the apps after them in a stable order.
+    for group in reversed(plugin_manager().hook.nav_items(actor=actor)):
         items.extend(group)
     return items
 
