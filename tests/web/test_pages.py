@@ -134,3 +134,13 @@ def test_a_visitor_finds_the_public_services_without_logging_in(page, live_serve
     page.click("main >> text=我要反映")
     page.wait_for_url(f"{live_server}/hotline/new")
     screenshot(page, "home-visitor")
+
+
+def test_a_citizen_sees_public_services_not_staff_work(page, live_server) -> None:
+    login(page, live_server, "citizen.zhang")
+    page.wait_for_url(f"{live_server}/")
+    links = set(page.locator("nav.nav a").all_inner_texts())
+    assert {"办事服务", "我的办件", "我要反映"} <= links
+    assert not links & {"我的工作", "流程", "任务督办", "数据共享"}
+    assert "我的办件" in page.locator("main .grid").inner_text()
+    screenshot(page, "home-citizen")

@@ -54,7 +54,7 @@ def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
 
 @hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
-    if not actor.is_authenticated:
+    if not actor.roles:  # visitors and citizens have no staff work
         return []
     items: list[dict[str, Any]] = [
         {"href": "/workflow/tasks", "label_zh": "我的工作", "label_en": "My work"},

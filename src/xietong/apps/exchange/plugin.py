@@ -164,7 +164,7 @@ def template_dirs() -> list[str]:
 
 @hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
-    if not actor.is_authenticated:
+    if not actor.roles:  # staff only: the catalogue is the government's internal one
         return []
     return [{"href": "/exchange", "label_zh": "数据共享", "label_en": "Data sharing"}]
 

@@ -132,7 +132,7 @@ def template_dirs() -> list[str]:
 
 @hookimpl
 def nav_items(actor: Actor) -> list[dict[str, Any]]:
-    if not actor.is_authenticated:
+    if not actor.roles:  # staff only: citizens and visitors have no tasks
         return []
     return [{"href": "/tasks", "label_zh": "任务督办", "label_en": "Tasks"}]
 
