@@ -65,6 +65,36 @@ def test_auditor_sees_the_signed_head(page, live_server) -> None:
     screenshot(page, "audit")
 
 
+def test_auditor_pages_back_filters_and_opens_an_entry(page, live_server) -> None:
+    login(page, live_server, "auditor")
+    page.wait_for_url(f"{live_server}/")
+    page.goto(f"{live_server}/audit")
+    size = int(page.locator("#tree-size").inner_text())
+    rows = page.locator("#audit-entries tbody tr")
+    assert rows.count() == min(50, size)
+    if size > 50:
+        page.locator("#older").click()
+        first = int(rows.first.locator("td").first.inner_text())
+        assert first == size - 51
+    # a filter keeps only matching leaves (the city's org import is in every demo)
+    page.goto(f"{live_server}/audit?q=org.import")
+    actions = [
+        a.strip() for a in page.locator("#audit-entries tbody td:nth-child(4)").all_inner_texts()
+    ]
+    assert actions and all("org.import" in a for a in actions)
+    page.locator("#audit-entries tbody a").first.click()
+    assert "org.import" in page.locator("#entry-action").inner_text()
+    assert page.locator("#entry-details").inner_text().strip().startswith("{")
+    proof = page.request.get(live_server + page.locator("#proof-link").get_attribute("href"))
+    assert proof.status == 200 and proof.json()["proof"] is not None
+    screenshot(page, "audit-entry")
+    # a filter matching nothing says so instead of an empty table
+    page.goto(f"{live_server}/audit?q=no-such-action-anywhere")
+    assert page.locator("#audit-entries").count() == 0
+    assert page.locator("main").inner_text().count("没有匹配的条目") == 1
+    assert page.goto(f"{live_server}/audit/999999999").status == 404
+
+
 def test_english_is_available(page, live_server) -> None:
     page.goto(f"{live_server}/login?lang=en")
     assert page.locator("h1").inner_text() == "Log in to xietong"

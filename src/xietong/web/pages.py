@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import desc, func, select
+from sqlalchemy import desc, select
 
 from xietong.api.deps import current_actor, get_ctx
 from xietong.kernel import audit
@@ -182,20 +182,76 @@ def org_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
     return render(request, "org.html", departments=departments, users=user_rows)
 
 
+AUDIT_PAGE_SIZE = 50
+AUDIT_SCAN_LIMIT = 20_000
+"""Leaves a filtered page reads at most: a filter that matches little stops here and
+offers to search further back, so one page never reads a million-leaf log."""
+
+
+def _matches(entry: dict[str, object], needle: str) -> bool:
+    return any(needle in str(entry.get(key, "")) for key in ("actor", "action", "subject"))
+
+
 @router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, ctx: CtxDep, actor: ActorDep) -> Response:
+def audit_page(
+    request: Request, ctx: CtxDep, actor: ActorDep, before: int | None = None, q: str = ""
+) -> Response:
+    """Newest first, 50 a page; ``q`` filters by actor, action or subject."""
     authorize(actor, "audit.read")
+    needle = q.strip()[:100]
     session = ctx.db.write_session()
     with session.begin():
         head = audit.sign_head(session, ctx.keys, ctx.settings.audit_origin).to_json()
     session.close()
+    size = head["tree_size"]
+    start = size if before is None else max(0, min(before, size))
+    entries: list[dict[str, object]] = []
+    scanned_to = start
     with ctx.db.read() as session:
-        rows = session.scalars(
-            select(audit.AuditLeaf).order_by(desc(audit.AuditLeaf.idx)).limit(50)
-        ).all()
-        entries = [json.loads(row.leaf) for row in rows]
-        total = session.scalar(select(func.count()).select_from(audit.AuditLeaf))
-    return render(request, "audit.html", head=head, entries=entries, total=total)
+        # Read back in batches so a filter that matches rarely still pages in bounded work.
+        while scanned_to > 0 and len(entries) < AUDIT_PAGE_SIZE:
+            if start - scanned_to >= (AUDIT_SCAN_LIMIT if needle else AUDIT_PAGE_SIZE):
+                break
+            batch = AUDIT_PAGE_SIZE if not needle else 500
+            rows = session.execute(
+                select(audit.AuditLeaf.idx, audit.AuditLeaf.leaf)
+                .where(audit.AuditLeaf.idx < scanned_to)
+                .order_by(desc(audit.AuditLeaf.idx))
+                .limit(batch)
+            ).all()
+            if not rows:
+                scanned_to = 0
+                break
+            for idx, leaf in rows:
+                scanned_to = idx
+                entry = json.loads(leaf)
+                if not needle or _matches(entry, needle):
+                    entries.append(entry)
+                    if len(entries) == AUDIT_PAGE_SIZE:
+                        break
+    return render(
+        request,
+        "audit.html",
+        head=head,
+        entries=entries,
+        total=size,
+        q=needle,
+        start=start,
+        older=scanned_to if scanned_to > 0 else None,
+        newer=min(size, start + AUDIT_PAGE_SIZE) if start < size else None,
+    )
+
+
+@router.get("/audit/{index}", response_class=HTMLResponse)
+def audit_entry_page(request: Request, ctx: CtxDep, actor: ActorDep, index: int) -> Response:
+    """One leaf with its recorded details and how to check it against the signed head."""
+    authorize(actor, "audit.read")
+    with ctx.db.read() as session:
+        size = audit.tree_size(session)
+        leaf = audit.get_leaf(session, index)
+        entry = json.loads(leaf.leaf)
+        details = json.dumps(json.loads(leaf.payload), ensure_ascii=False, indent=2)
+    return render(request, "audit_entry.html", entry=entry, details=details, size=size)
 
 
 def html_error(request: Request, error: XietongError) -> Response:

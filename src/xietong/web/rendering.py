@@ -51,9 +51,15 @@ def local_time_filter(timezone: str) -> Callable[..., str]:
     """
     zone = ZoneInfo(timezone)
 
-    def local(value: datetime | date | None, fmt: str = MINUTES) -> str:
+    def local(value: datetime | date | str | None, fmt: str = MINUTES) -> str:
         if value is None:
             return "—"
+        if isinstance(value, str):
+            # Timestamps inside signed JSON (audit leaves, CloudEvents) are ISO 8601 text.
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
         if isinstance(value, datetime):
             aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
             return aware.astimezone(zone).strftime(fmt)
