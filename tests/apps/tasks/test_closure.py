@@ -13,7 +13,7 @@ from xietong.kernel import files
 from xietong.kernel.bus.relay import InProcessBus, relay_once
 from xietong.kernel.errors import Conflict, InvalidInput
 from xietong.kernel.outbox import OutboxEvent
-from xietong.kernel.workflow import operations
+from xietong.kernel.workflow import instances, operations
 from xietong.kernel.workflow import queries as wf_queries
 from xietong.kernel.workflow.store import WfInstance
 
@@ -53,6 +53,9 @@ def test_approval_closes_the_task(city: City) -> None:
     with city.ctx.db.read() as session:
         instance = session.get_one(WfInstance, view.instance_id)
         assert instance.business_key == f"task-closure:{view.id}"
+    # the approver opens the instance from the todo list; the requester still sees it
+    for actor in (city.supervisor, city.scjg_head):
+        assert instances.get_instance(city.ctx, actor, view.instance_id).instance.id
     with pytest.raises(Conflict) as twice:
         closure.request_closure(city.ctx, city.scjg_head, task_id, [], uploads=EVIDENCE)
     assert twice.value.code == "closure_pending"

@@ -137,7 +137,9 @@ def request_closure(
                 "supervising_department": dept_code(session, office),
             },
             business_key=f"task-closure:{closure.id}",
-            department_id=task.department_id,
+            # the approval is the supervising office's work: its 督办员 must be able to
+            # open the instance from their todo list (the requester sees it as starter)
+            department_id=office,
         )
         closure.instance_id = state.row.id
         uow.record(
