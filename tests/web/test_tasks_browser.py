@@ -70,6 +70,7 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     screenshot(page, "tasks-decomposed")
     page.goto(root_url.replace("/tasks/", "/tasks/") + "/tree")
     assert "夜市摊点食品经营备案清理" in page.locator("#tree").inner_text()
+    assert "汇总 0%" in page.locator("#tree").inner_text()  # the parent rolls up its child
     screenshot(page, "tasks-tree")
     logout(page)
 
@@ -113,6 +114,7 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     page.wait_for_selector("#chart-levels canvas")
     page.wait_for_selector("#chart-departments canvas")
     assert "油烟净化设施安装整改督导" in page.locator("#warning-list").inner_text()
+    assert page.locator("#branches tbody tr").count() >= 1  # each branch's rolled-up progress
     screenshot(page, "tasks-overview")
 
     page.goto(demo_url + "/gantt")
