@@ -8,13 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.api.conftest import World
-from tests.apps.tasks.conftest import City, count, task_input, tree_size
+from tests.apps.tasks.conftest import City, count, csrf, signed_in, task_input, tree_size
 from tests.apps.tasks.test_tasks_api import API, body, error, size
 from tests.kernel.test_files import DOCX, PDF, PNG, XLSX
-from xietong.app import create_app
 from xietong.apps.tasks import attachments, closure, queries, service
 from xietong.apps.tasks.models import Closure, ProgressReport
 from xietong.kernel import files
@@ -178,19 +176,10 @@ def test_attachments_over_http(world: World) -> None:
     assert client.get(url).status_code == 401
 
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
 def test_attachments_through_the_pages(city: City) -> None:
     _root, lead, _other = tree(city)
-    client = TestClient(create_app(city.ctx))
-    token = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
-    client.post(
-        "/login",
-        data={"username": "scjg_clerk", "password": "secret", "csrf_token": token, "next": "/"},
-    )
-    page = client.get(f"/tasks/{lead}")
-    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    client = signed_in(city.ctx, "scjg_clerk")
+    token = csrf(client.get(f"/tasks/{lead}").text)
     before = (tree_size(city.ctx), count(city.ctx, ProgressReport))
     bad = client.post(
         f"/tasks/{lead}/progress",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apps.tasks.conftest import City, task_input
+from tests.apps.tasks.conftest import City, signed_in, task_input
 from xietong.apps.tasks import queries, service
 from xietong.apps.tasks.analysis import Node, rolled_progress
 
@@ -61,6 +61,9 @@ def test_tree_and_overview_show_the_roll_up(city: City) -> None:
         (lead.id, 70.0, 0.0),
         (other.id, 20.0, 20.0),
     ]
+    # the task's page shows both figures
+    page = signed_in(ctx, "supervisor").get(f"/tasks/{root.id}").text
+    assert 'id="progress">10%' in page and 'id="rollup">57.5%' in page
     # a department sees its own branch, rolled up from what it sees (all of its subtree)
     [mine] = queries.tree(ctx, city.scjg_clerk, root.id)
     assert mine.task.id == lead.id and mine.rollup == 70
