@@ -136,3 +136,15 @@ def test_services_blobs_from_before_the_kernel_are_still_read(ctx: Context) -> N
     assert files.read_blob(ctx, sha) == data
     with pytest.raises(NotFound):
         files.read_blob(ctx, "../" + sha[3:])
+
+
+def test_concurrent_writes_of_the_same_bytes_leave_one_whole_blob(ctx: Context) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = PDF + b"z" * 2_000_000
+    with ThreadPoolExecutor(8) as pool:
+        digests = set(pool.map(lambda _: files.store_blob(ctx, data), range(16)))
+    [sha] = digests
+    path = files.blob_path(ctx, sha)
+    assert path.read_bytes() == data
+    assert [p.name for p in path.parent.iterdir()] == [sha]  # no temporary left behind

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
 from pathlib import Path
 
 from xietong.kernel.context import Context
@@ -51,7 +52,9 @@ def store_blob(ctx: Context, data: bytes) -> str:
     if path.exists():
         return sha256
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{sha256}.{os.getpid()}.tmp")
+    # a name of its own per write: two threads of one process storing the same bytes
+    # at once must not truncate each other's temporary file before its rename
+    temp = path.with_name(f".{sha256}.{uuid.uuid4().hex}.tmp")
     with open(temp, "wb") as handle:
         handle.write(data)
         handle.flush()
