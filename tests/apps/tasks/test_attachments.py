@@ -197,3 +197,5 @@ def test_attachments_through_the_pages(city: City) -> None:
     link = re.search(rf'href="(/tasks/{lead}/files/(\d+))"', good.text)
     assert link is not None and "排查台账.xlsx" in good.text
     assert client.get(link.group(1)).content == XLSX
+    english = client.get(f"/tasks/{lead}?lang=en")
+    assert english.status_code == 200 and "Files (PDF, JPG, PNG, OFD, DOCX, XLSX" in english.text
