@@ -14,6 +14,7 @@ from xietong.api import audit as audit_api
 from xietong.api import auth as auth_api
 from xietong.api import calendar as calendar_api
 from xietong.api import errors
+from xietong.api import files as files_api
 from xietong.api import notify as notify_api
 from xietong.api import org as org_api
 from xietong.api import webhooks as webhooks_api
@@ -54,6 +55,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     api.include_router(calendar_api.router)
     api.include_router(webhooks_api.router)
     api.include_router(notify_api.router)
+    api.include_router(files_api.router)
     api.include_router(workflow_api.router)
     for routers in manager.hook.api_routers():
         for router in routers:
@@ -97,5 +99,6 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
             f"{API_PREFIX}/exchange/import": 20 * 1024 * 1024,
             f"{API_PREFIX}/workflow/definitions": 10 * 1024 * 1024,
         },
+        multipart_bytes=files_api.MAX_UPLOAD_BODY,
     )
     return app

@@ -255,6 +255,10 @@ def test_region_override_only_affects_that_region(ctx: Context, cal: WorkCalenda
     assert cal.add_working_days(d("2026-09-30"), 2).day == d("2026-10-09")
     info = cal.day_info(d("2026-10-09"), "430102")
     assert (info.basis, info.region_code, info.name) == ("region", "430100", "长沙市特别休假")
+    # which calendar each region follows: the city's for its districts, else nationwide
+    assert cal.calendar_region("430102") == cal.calendar_region("430100") == "430100"
+    assert cal.calendar_region("430000") is None and cal.calendar_region("440100") is None
+    assert cal.calendar_region(None) is None
 
 
 def test_regional_schedule_alone_does_not_make_a_year_official(

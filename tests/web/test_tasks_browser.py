@@ -6,9 +6,20 @@ Screenshots go to test-artifacts/tasks-*.png.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from tests.kernel.test_files import PDF, PNG, XLSX
 from tests.web.conftest import screenshot
 from tests.web.test_pages import login
+from xietong.apps.tasks import service
+from xietong.apps.tasks.rules import TaskInput
 from xietong.kernel import clock
+from xietong.kernel.bus.relay import InProcessBus, relay_once
+from xietong.kernel.org.models import User
+from xietong.kernel.org.scopes import actor_for_user
 
 
 def logout(page) -> None:
@@ -59,6 +70,7 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     screenshot(page, "tasks-decomposed")
     page.goto(root_url.replace("/tasks/", "/tasks/") + "/tree")
     assert "夜市摊点食品经营备案清理" in page.locator("#tree").inner_text()
+    assert "汇总 0%" in page.locator("#tree").inner_text()  # the parent rolls up its child
     screenshot(page, "tasks-tree")
     logout(page)
 
@@ -68,11 +80,15 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     page.goto(child_url)
     page.fill("#percent", "40")
     page.fill("#report-text", "已完成五一商圈、太平街夜市 86 个摊点备案核查")
-    page.fill("#att-name", "备案核查台账.xlsx")
+    page.set_input_files(
+        "#att-files", {"name": "备案核查台账.xlsx", "mimeType": "application/zip", "buffer": XLSX}
+    )
+    page.fill("#att-name", "OA 台账")
     page.fill("#att-ref", "https://oa.example.gov.cn/files/202603-taizhang.xlsx")
     page.click("#report-submit")
     page.wait_for_selector("#flash")
     assert "已报送进展" in page.locator("#flash").inner_text()
+    assert "备案核查台账.xlsx" in page.locator("#reports a.attachment").first.inner_text()
     assert page.locator("#progress").inner_text() == "40%"
     page.fill("#percent", "20")
     page.fill("#report-text", "回退")
@@ -98,6 +114,7 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     page.wait_for_selector("#chart-levels canvas")
     page.wait_for_selector("#chart-departments canvas")
     assert "油烟净化设施安装整改督导" in page.locator("#warning-list").inner_text()
+    assert page.locator("#branches tbody tr").count() >= 1  # each branch's rolled-up progress
     screenshot(page, "tasks-overview")
 
     page.goto(demo_url + "/gantt")
@@ -120,3 +137,95 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     answer = page.locator("#what-if-answer").inner_text()
     assert "长沙市餐饮油烟和消防安全综合整治专班" in answer and "将逾期" in answer
     screenshot(page, "tasks-analysis")
+
+
+def _actor(ctx, username: str):
+    with ctx.db.read() as session:
+        user = session.scalars(select(User).where(User.username == username)).one()
+        return actor_for_user(session, user)
+
+
+def test_owner_closes_a_task_with_uploaded_evidence(page, live_platform) -> None:
+    base, ctx = live_platform
+    today = clock.local_now().date()
+    supervisor = _actor(ctx, "supervisor")
+    force = service.create_task(
+        ctx,
+        supervisor,
+        TaskInput(
+            title="农贸市场冷链食品溯源专班",
+            department_code="430100-dcs",
+            supervising_department_code="430100-dcs",
+            planned_start=today,
+            planned_end=today + timedelta(days=30),
+        ),
+    )
+    task = service.create_task(
+        ctx,
+        supervisor,
+        TaskInput(
+            title="冷链食品经营户溯源码张贴核查",
+            department_code="430100-scjg",
+            parent_id=force.id,
+            owner="scjg.approver",
+            planned_start=today,
+            duration_days=10,
+        ),
+    )
+    url = f"{base}/tasks/{task.id}"
+
+    # the owner reports the work done, with the ledger attached
+    login(page, base, "scjg.approver")
+    page.wait_for_url(f"{base}/")
+    page.goto(url)
+    page.fill("#percent", "100")
+    page.fill("#report-text", "全市 312 户冷链经营户溯源码张贴核查完毕")
+    page.set_input_files(
+        "#att-files", {"name": "溯源核查台账.xlsx", "mimeType": "application/zip", "buffer": XLSX}
+    )
+    page.click("#report-submit")
+    expect(page.locator("#flash")).to_contain_text("已报送进展")
+    expect(page.locator("#task-status")).to_have_text("已完成")
+
+    # a picture named .pdf is refused as evidence, and nothing is requested
+    page.set_input_files(
+        "#ev-files", {"name": "验收报告.pdf", "mimeType": "application/pdf", "buffer": PNG}
+    )
+    page.click("#closure-submit")
+    expect(page.locator("#flash.error")).to_contain_text("与内容（png）不符")
+    expect(page.locator("#closure")).to_contain_text("尚未申请销号")
+
+    # the real report goes up; the closure waits for the supervising office
+    page.set_input_files(
+        "#ev-files",
+        {"name": "溯源码核查验收报告.pdf", "mimeType": "application/pdf", "buffer": PDF},
+    )
+    page.fill("#ev-note", "已逐户核查并抽查 30 户")
+    page.click("#closure-submit")
+    expect(page.locator("#flash")).to_contain_text("已提交销号申请")
+    expect(page.locator("#closure")).to_contain_text("审批中")
+    evidence = page.locator("#closure a.attachment", has_text="溯源码核查验收报告.pdf")
+    with page.expect_download() as download:
+        evidence.click()
+    assert download.value.suggested_filename == "溯源码核查验收报告.pdf"
+    screenshot(page, "tasks-closure-requested")
+    logout(page)
+
+    # the supervising office approves in its todo list, with an opinion
+    login(page, base, "supervisor")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/workflow/tasks")
+    page.locator("#task-list a", has_text="督办部门审核销号").first.click()
+    page.wait_for_selector("#complete-form")
+    page.check("input[name=outcome][value=approve]")
+    page.fill("#opinion", "佐证材料齐全，同意销号")
+    page.click("#complete-form button[type=submit]")
+    page.wait_for_url(f"{base}/workflow/tasks")
+    bus = InProcessBus(ctx)  # what the worker does: deliver the decision to the app
+    while relay_once(ctx, bus):
+        pass
+    page.goto(url)
+    expect(page.locator("#task-status")).to_have_text("已销号")
+    expect(page.locator("#closure")).to_contain_text("佐证材料齐全，同意销号")
+    expect(page.locator("#closure")).to_contain_text("已同意")
+    screenshot(page, "tasks-closed")

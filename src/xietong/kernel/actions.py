@@ -13,6 +13,10 @@ def register() -> None:
     register_action(
         "notify.read", "authenticated", [], "查看与标记本人的站内消息", "Read own in-app messages"
     )
+    register_action("files.upload", "authenticated", [], "上传文件", "Upload a file")
+    register_action(
+        "files.read", "authenticated", [], "查看本人上传的文件", "Read own uploads", read_only=True
+    )
     register_action("platform.health", "public", [], "健康检查", "Health check", read_only=True)
     register_action(
         "audit.read", "global", [Role.AUDITOR], "查看审计日志", "Read the audit log", read_only=True

@@ -238,6 +238,7 @@ class _Snapshot:
     days: dict[tuple[str, date], tuple[bool, str]]
     national_years: frozenset[int]
     loaded_at: float
+    regions: frozenset[str] = frozenset()  # regions with overrides of their own
 
 
 class WorkCalendar:
@@ -302,6 +303,7 @@ class WorkCalendar:
             days={(region, day): (workday, name) for region, day, workday, name in rows},
             national_years=frozenset(years),
             loaded_at=monotonic_time.monotonic(),
+            regions=frozenset(region for region, *_rest in rows if region != NATIONWIDE),
         )
 
     # -- single days --
@@ -319,6 +321,18 @@ class WorkCalendar:
 
     def is_workday(self, day: date, region_code: str | None = None) -> bool:
         return self._decide(self._snapshot(), day, region_chain(region_code))[0]
+
+    def calendar_region(self, region_code: str | None) -> str | None:
+        """The region whose calendar ``region_code`` follows: the most specific region
+        of its chain with overrides of its own, ``None`` for the nationwide calendar.
+
+        Two regions with the same answer have the same working days, so a caller
+        computing for many regions (the tasks app's warnings) needs one calendar per
+        distinct answer, not one per region. The chain's less specific overrides still
+        apply (``430102`` answers ``430100`` and also follows ``430000``'s days).
+        """
+        regions = self._snapshot().regions
+        return next((r for r in region_chain(region_code) if r in regions), None)
 
     def has_official_data(self, year: int, region_code: str | None = None) -> bool:
         """Whether ``year``'s holidays are known: by the package or a nationwide load.

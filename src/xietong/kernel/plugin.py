@@ -20,6 +20,7 @@ KERNEL_MODEL_MODULES = [
     "xietong.kernel.bus.models",
     "xietong.kernel.workflow.store",
     "xietong.kernel.notify.models",
+    "xietong.kernel.files.models",
 ]
 
 

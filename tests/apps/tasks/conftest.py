@@ -3,12 +3,14 @@ staff with the roles the tasks need, and a frozen clock on a known working day."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.api.conftest import World, world  # noqa: F401 (the API tests' fixture)
@@ -98,6 +100,28 @@ def task_input(title: str, dept: str, **changes: Any) -> TaskInput:
     }
     base.update(changes)
     return TaskInput(**base)
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf(page: str) -> str:
+    found = CSRF.search(page)
+    assert found is not None
+    return found.group(1)
+
+
+def signed_in(ctx: Context, username: str) -> TestClient:
+    """A client of the pages, signed in as ``username`` (password "secret")."""
+    from xietong.app import create_app
+
+    client = TestClient(create_app(ctx))
+    token = csrf(client.get("/login").text)
+    client.post(
+        "/login",
+        data={"username": username, "password": "secret", "csrf_token": token, "next": "/"},
+    )
+    return client
 
 
 def tree_size(ctx: Context) -> int:

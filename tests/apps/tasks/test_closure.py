@@ -9,14 +9,15 @@ from sqlalchemy import select
 from tests.apps.tasks.conftest import City, count, event_types, task_input, tree_size
 from xietong.apps.tasks import closure, queries, service
 from xietong.apps.tasks.models import Closure
+from xietong.kernel import files
 from xietong.kernel.bus.relay import InProcessBus, relay_once
 from xietong.kernel.errors import Conflict, InvalidInput
 from xietong.kernel.outbox import OutboxEvent
-from xietong.kernel.workflow import operations
+from xietong.kernel.workflow import instances, operations
 from xietong.kernel.workflow import queries as wf_queries
 from xietong.kernel.workflow.store import WfInstance
 
-EVIDENCE = [{"name": "整改验收报告.pdf", "sha256": "b" * 64}]
+EVIDENCE = [files.Incoming("整改验收报告.pdf", b"%PDF-1.7\n acceptance report")]
 
 
 def finished_task(city: City) -> int:
@@ -45,13 +46,18 @@ def decide(city: City, outcome: str, opinion: str) -> None:
 
 def test_approval_closes_the_task(city: City) -> None:
     task_id = finished_task(city)
-    view = closure.request_closure(city.ctx, city.scjg_head, task_id, EVIDENCE, "已全部整改")
+    view = closure.request_closure(
+        city.ctx, city.scjg_head, task_id, [], "已全部整改", uploads=EVIDENCE
+    )
     assert view.status == "pending" and view.instance_id is not None
     with city.ctx.db.read() as session:
         instance = session.get_one(WfInstance, view.instance_id)
         assert instance.business_key == f"task-closure:{view.id}"
+    # the approver opens the instance from the todo list; the requester still sees it
+    for actor in (city.supervisor, city.scjg_head):
+        assert instances.get_instance(city.ctx, actor, view.instance_id).instance.id
     with pytest.raises(Conflict) as twice:
-        closure.request_closure(city.ctx, city.scjg_head, task_id, EVIDENCE)
+        closure.request_closure(city.ctx, city.scjg_head, task_id, [], uploads=EVIDENCE)
     assert twice.value.code == "closure_pending"
     decide(city, "approve", "佐证材料齐全，同意销号")
     detail = queries.get_task(city.ctx, city.scjg_head, task_id)
@@ -76,7 +82,7 @@ def test_approval_closes_the_task(city: City) -> None:
 
 def test_refusal_reopens_with_the_opinion(city: City) -> None:
     task_id = finished_task(city)
-    closure.request_closure(city.ctx, city.scjg_head, task_id, EVIDENCE)
+    closure.request_closure(city.ctx, city.scjg_head, task_id, [], uploads=EVIDENCE)
     decide(city, "reject", "缺少复查照片，请补充后重新申请")
     detail = queries.get_task(city.ctx, city.scjg_head, task_id)
     assert detail.task.status == "in_progress" and detail.task.finished_on is None
@@ -85,7 +91,7 @@ def test_refusal_reopens_with_the_opinion(city: City) -> None:
     assert "task.reopened" in event_types(city.ctx)
     # fixed and reported again, it can be closed on a second request
     service.report_progress(city.ctx, city.scjg_clerk, task_id, 100, "已补充复查照片")
-    closure.request_closure(city.ctx, city.scjg_head, task_id, EVIDENCE)
+    closure.request_closure(city.ctx, city.scjg_head, task_id, [], uploads=EVIDENCE)
     decide(city, "approve", "同意")
     assert queries.get_task(city.ctx, city.scjg_head, task_id).task.status == "closed"
 
@@ -98,12 +104,21 @@ def test_closure_without_evidence_changes_nothing(city: City) -> None:
     assert error.value.code == "evidence_required"
     with pytest.raises(InvalidInput):
         closure.request_closure(city.ctx, city.scjg_head, task_id, [{"name": "无链接"}])
+    # a link alone is not evidence: the supervising office must be able to open it
+    with pytest.raises(InvalidInput) as link_only:
+        closure.request_closure(
+            city.ctx,
+            city.scjg_head,
+            task_id,
+            [{"name": "验收单", "url": "https://oa.example.gov.cn/ys.pdf"}],
+        )
+    assert link_only.value.code == "evidence_required"
     assert (tree_size(city.ctx), count(city.ctx, Closure), count(city.ctx, WfInstance)) == before
 
 
 def test_only_done_tasks_close(city: City) -> None:
     task = service.create_task(city.ctx, city.scjg_head, task_input("未完成", "scjg"))
     with pytest.raises(Conflict) as error:
-        closure.request_closure(city.ctx, city.scjg_head, task.id, EVIDENCE)
+        closure.request_closure(city.ctx, city.scjg_head, task.id, [], uploads=EVIDENCE)
     assert error.value.code == "not_done"
     assert count(city.ctx, Closure) == 0

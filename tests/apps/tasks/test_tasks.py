@@ -178,7 +178,7 @@ def test_progress_reports(city: City) -> None:
         lead_id,
         30,
         "已排查芙蓉区门店 120 家",
-        attachments=[{"name": "排查台账.xlsx", "sha256": "a" * 64}],
+        attachments=[{"name": "排查台账.xlsx", "url": "https://oa.example.gov.cn/tz.xlsx"}],
         goal_value=55,
     )
     assert report.previous == 0 and report.attachments[0]["name"] == "排查台账.xlsx"

@@ -136,9 +136,12 @@ def test_closure_without_evidence_is_422(world: World) -> None:
         "evidence_required",
     )
     assert size(world) == before
+    uploaded = client.post(
+        "/api/v1/files", files={"file": ("验收单.pdf", b"%PDF-1.7\n ok")}, headers=head
+    ).json()
     made = client.post(
         f"{API}/{task['id']}/closure",
-        json={"evidence": [{"name": "验收单.pdf", "sha256": "c" * 64}], "note": "已完成"},
+        json={"evidence": [{"file_id": uploaded["id"]}], "note": "已完成"},
         headers=head,
     )
     assert made.status_code == 201 and made.json()["status"] == "pending"

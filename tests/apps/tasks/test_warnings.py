@@ -179,3 +179,43 @@ def test_notices_urges_and_escalations_reach_people_in_their_inbox(
 def _as_user(city: City, user_id: int) -> Actor:
     with city.ctx.db.read() as session:
         return actor_for_user(session, session.get_one(User, user_id))
+
+
+def test_warnings_count_the_lead_departments_regional_calendar(
+    city: City, frozen: clock.FrozenClock
+) -> None:
+    """长沙 gives Wednesday 4 March off; 株洲 works as the nation does. The same plan is
+    due soon in 长沙 on Monday (three working days left), not yet in 株洲 (four)."""
+    from tests.apps.tasks.conftest import ADMIN, make_actor
+    from xietong.kernel.access import Role
+    from xietong.kernel.calendar import load_schedule
+    from xietong.kernel.org import service as org
+
+    org.create_region(city.ctx, ADMIN, "430200", "株洲市", "city", "430000")
+    zz = org.create_department(city.ctx, ADMIN, "zz-scjg", "株洲市市场监管局", "430200")
+    zz_head = make_actor(city.ctx, "zz_head", zz.id, [Role.HEAD])
+    local = {"year": 2026, "holidays": [{"name": "长沙市特别休假", "days": ["2026-03-04"]}]}
+    load_schedule(city.ctx, ADMIN, local, source="admin", region_code="430100")
+    week = {"planned_start": date(2026, 3, 2), "planned_end": date(2026, 3, 6)}
+    changsha = service.create_task(city.ctx, city.scjg_head, task_input("长沙", "scjg", **week))
+    zhuzhou = service.create_task(city.ctx, zz_head, task_input("株洲", "zz-scjg", **week))
+    assert (changsha.duration_days, zhuzhou.duration_days) == (4, 5)
+    monitor.run_job(city.ctx)
+    found = open_warnings(city)
+    assert (changsha.id, "due_soon") in found and (zhuzhou.id, "due_soon") not in found
+    with city.ctx.db.read() as session:
+        details = session.scalars(
+            select(TaskWarning.details).where(TaskWarning.task_id == changsha.id)
+        ).one()
+    assert details == {"working_days_left": 3}
+    # Tuesday: 株洲 has three days left as well, 长沙 two
+    frozen.set(at(date(2026, 3, 3)))
+    monitor.run_job(city.ctx)
+    found = open_warnings(city)
+    assert (zhuzhou.id, "due_soon") in found
+    with city.ctx.db.read() as session:
+        left = {
+            w.task_id: w.details["working_days_left"]
+            for w in session.scalars(select(TaskWarning).where(TaskWarning.code == "due_soon"))
+        }
+    assert left == {changsha.id: 2, zhuzhou.id: 3}

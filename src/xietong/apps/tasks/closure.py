@@ -12,11 +12,13 @@ event changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from xietong.apps.tasks import attachments as attached
 from xietong.apps.tasks import rights
 from xietong.apps.tasks.analysis import Status
 from xietong.apps.tasks.events import MODULE, ClosureRequested, TaskClosed, TaskReopened
@@ -24,7 +26,7 @@ from xietong.apps.tasks.models import Closure, Task
 from xietong.apps.tasks.rules import check_attachments, check_text, derive_status
 from xietong.apps.tasks.service import dept_code, emit_info, today
 from xietong.apps.tasks.views import ClosureView
-from xietong.kernel import audit, clock
+from xietong.kernel import audit, clock, files
 from xietong.kernel.access import WORKER, Actor, authorize
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound
@@ -72,16 +74,21 @@ def request_closure(
     task_id: int,
     evidence: list[dict[str, Any]],
     note: str = "",
+    *,
+    uploads: Sequence[files.Incoming] = (),
 ) -> ClosureView:
-    """Ask the supervising office to close a done task; evidence is required."""
+    """Ask the supervising office to close a done task. Evidence is required: at least
+    one file, sent with the request (``uploads``) or uploaded before and cited by id;
+    links to documents elsewhere may accompany it but are not evidence on their own."""
     authorize(actor, rights.MANAGE)
-    files = check_attachments(evidence or [])
-    if not files:
+    checked = check_attachments(evidence or [], len(uploads))
+    if not checked.file_ids and not uploads:
         raise InvalidInput(
-            "销号须提供佐证材料",
-            "Closure needs evidence (at least one document)",
+            "销号须上传佐证材料（至少一个文件）",
+            "Closure needs evidence: upload at least one document",
             code="evidence_required",
         )
+    attached.precheck(uploads)
     note = check_text(note, "销号说明", "Note", required=False, limit=4000)
     definition_id = ensure_process(ctx)
     with UnitOfWork(ctx, actor) as uow:
@@ -106,11 +113,12 @@ def request_closure(
                 "A closure request is already pending",
                 code="closure_pending",
             )
+        refs = attached.collect(ctx, uow, actor, checked, uploads)
         root = session.get_one(Task, task.root_id or task.id)
         office = root.supervising_department_id or root.department_id
         closure = Closure(
             task_id=task.id,
-            evidence=files,
+            evidence=refs,
             note=note,
             status="pending",
             requested_by=actor.label,
@@ -129,13 +137,15 @@ def request_closure(
                 "supervising_department": dept_code(session, office),
             },
             business_key=f"task-closure:{closure.id}",
-            department_id=task.department_id,
+            # the approval is the supervising office's work: its 督办员 must be able to
+            # open the instance from their todo list (the requester sees it as starter)
+            department_id=office,
         )
         closure.instance_id = state.row.id
         uow.record(
             "tasks.closure.request",
             f"task:{task.id}",
-            {"closure_id": closure.id, "instance_id": state.row.id, "evidence": files},
+            {"closure_id": closure.id, "instance_id": state.row.id, "evidence": refs},
         )
         uow.emit(ClosureRequested(*emit_info(session, task), closure.id, state.row.id), MODULE)
         run.finish()

@@ -12,9 +12,11 @@ time) over all tasks, and compares it with the stored open warnings:
 - notices on tasks that are finished are ended.
 
 Thresholds are per tree (``warn_margin``, ``warn_due_days`` on its top task; defaults
-10 points and 3 working days). Everything of one run commits in one unit of work, so a
-worker dying mid-run leaves the previous state, and the next run redoes it. On
-PostgreSQL an advisory lock keeps two workers from firing the same warning twice.
+10 points and 3 working days). Working days are those of the lead department's region
+(the kernel calendar's regional holidays and 调休 over the national ones). Everything
+of one run commits in one unit of work, so a worker dying mid-run leaves the previous
+state, and the next run redoes it. On PostgreSQL an advisory lock keeps two workers from
+firing the same warning twice.
 """
 
 from __future__ import annotations
@@ -54,8 +56,6 @@ def check_warnings(ctx: Context, *, on: date | None = None) -> int:
         loaded = planning.load(session)
         if not loaded.specs:
             return 0
-        plan = Plan(loaded.specs, planning.calendar(ctx))
-        timing = Schedule(plan)
         # group the trees by their thresholds: one warnings pass per distinct pair
         options: dict[int, WarningOptions] = {}
         for row in loaded.rows.values():
@@ -71,10 +71,19 @@ def check_warnings(ctx: Context, *, on: date | None = None) -> int:
         for row in loaded.rows.values():
             by_option[options.get(row.root_id or row.id, default)].add(row.id)
         current = {}
-        for option, members in by_option.items():
-            for found in warnings(plan, day, options=option, earliest_finish=timing.ef):
-                if found.task_id in members:
-                    current[(found.task_id, found.code)] = found
+        # each task is judged by its lead department's region's working days (a city's
+        # own holidays and 调休): one plan per distinct calendar, each keeping the
+        # warnings of its own tasks (dependencies on other regions' tasks included)
+        for region, in_region in planning.by_calendar(ctx, loaded).items():
+            plan = Plan(loaded.specs, planning.calendar(ctx, region))
+            timing = Schedule(plan)
+            for option, members in by_option.items():
+                wanted = members & in_region
+                if not wanted:
+                    continue
+                for found in warnings(plan, day, options=option, earliest_finish=timing.ef):
+                    if found.task_id in wanted:
+                        current[(found.task_id, found.code)] = found
         changes = 0
         now = clock.now()
         stored = {

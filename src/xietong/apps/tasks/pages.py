@@ -13,9 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from xietong.api.deps import current_actor, get_ctx
+from xietong.api.files import download
 from xietong.apps.tasks import (
+    attachments,
     closure,
     insight,
     inspection,
@@ -26,6 +30,7 @@ from xietong.apps.tasks import (
     supervision,
 )
 from xietong.apps.tasks.rules import TaskInput
+from xietong.kernel import files
 from xietong.kernel.access import Actor, can
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, XietongError
@@ -302,6 +307,7 @@ def task_page(request: Request, task_id: int, ctx: CtxDep, actor: ActorDep) -> R
         may_report=may_report,
         may_supervise=can(actor, rights.SUPERVISE),
         departments=_departments(ctx, actor),
+        rollup=queries.rollups(list(related.values())).get(task_id),
         **_common(request, ctx, actor),
     )
 
@@ -424,40 +430,54 @@ def decompose_page(
     return _back(f"/tasks/{new_id}")
 
 
+async def _incoming(form: Any, name: str) -> list[files.Incoming]:
+    """The files of a multipart field, each read up to one byte over the limit (enough
+    for the kernel to refuse it as too large without holding more)."""
+    found = []
+    for item in form.getlist(name):
+        if isinstance(item, StarletteUpload) and (item.filename or item.size):
+            data = await item.read(files.MAX_BYTES + 1)
+            found.append(files.Incoming(item.filename or "", data))
+    return found
+
+
+def _field(form: Any, name: str, limit: int = 4000) -> str:
+    value = form.get(name)
+    return str(value)[:limit] if isinstance(value, str) else ""
+
+
+def _links(form: Any, name_field: str, url_field: str) -> list[dict[str, Any]]:
+    name, url = _field(form, name_field, 200).strip(), _field(form, url_field, 500).strip()
+    return [{"name": name or url, "url": url}] if name or url else []
+
+
+@router.get("/{task_id}/files/{file_id}")
+def attachment_page(task_id: int, file_id: int, ctx: CtxDep, actor: ActorDep) -> Response:
+    return download(*attachments.read(ctx, actor, task_id, file_id))
+
+
 @router.post("/{task_id}/progress")
-def progress_page(
-    request: Request,
-    task_id: int,
-    ctx: CtxDep,
-    actor: ActorDep,
-    percent: Annotated[str, Form(max_length=10)] = "",
-    text: Text = "",
-    reason: Optional = "",
-    goal_value: Annotated[str, Form(max_length=32)] = "",
-    attachment_name: Annotated[str, Form(max_length=200)] = "",
-    attachment_ref: Annotated[str, Form(max_length=500)] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
-    check_csrf(request, csrf_token)
+async def progress_page(request: Request, task_id: int, ctx: CtxDep, actor: ActorDep) -> Response:
+    form = await request.form()
+    check_csrf(request, _field(form, "csrf_token"))
+    uploads = await _incoming(form, "files")
 
     def report() -> int:
-        value = _number(percent, "进度", "Progress")
-        attachments = (
-            [{"name": attachment_name, "url": attachment_ref}] if attachment_name.strip() else []
-        )
+        value = _number(_field(form, "percent", 10), "进度", "Progress")
         service.report_progress(
             ctx,
             actor,
             task_id,
             value if value is not None else -1,
-            text,
-            attachments=attachments,
-            reason=reason or None,
-            goal_value=_number(goal_value, "指标当前值", "Goal value"),
+            _field(form, "text"),
+            attachments=_links(form, "attachment_name", "attachment_ref"),
+            uploads=uploads,
+            reason=_field(form, "reason") or None,
+            goal_value=_number(_field(form, "goal_value", 32), "指标当前值", "Goal value"),
         )
         return task_id
 
-    return _attempt(request, f"/tasks/{task_id}", "已报送进展", report)
+    return await run_in_threadpool(_attempt, request, f"/tasks/{task_id}", "已报送进展", report)
 
 
 @router.post("/{task_id}/comment")
@@ -479,27 +499,19 @@ def comment_page(
 
 
 @router.post("/{task_id}/closure")
-def closure_page(
-    request: Request,
-    task_id: int,
-    ctx: CtxDep,
-    actor: ActorDep,
-    evidence_name: Annotated[str, Form(max_length=200)] = "",
-    evidence_ref: Annotated[str, Form(max_length=500)] = "",
-    note: Optional = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> Response:
-    check_csrf(request, csrf_token)
-    evidence = (
-        [{"name": evidence_name, "url": evidence_ref}]
-        if evidence_name.strip() or evidence_ref.strip()
-        else []
-    )
-    return _attempt(
+async def closure_page(request: Request, task_id: int, ctx: CtxDep, actor: ActorDep) -> Response:
+    form = await request.form()
+    check_csrf(request, _field(form, "csrf_token"))
+    uploads = await _incoming(form, "evidence")
+    links = _links(form, "evidence_name", "evidence_ref")
+    return await run_in_threadpool(
+        _attempt,
         request,
         f"/tasks/{task_id}",
         "已提交销号申请，等待督办部门审核",
-        lambda: closure.request_closure(ctx, actor, task_id, evidence, note),
+        lambda: closure.request_closure(
+            ctx, actor, task_id, links, _field(form, "note"), uploads=uploads
+        ),
     )
 
 

@@ -10,7 +10,7 @@ so an analysis never reveals a hidden task, and the engine never sees a dangling
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +27,7 @@ class Loaded:
     specs: list[TaskSpec]
     departments: dict[str, str]  # code -> short name
     summaries: frozenset[int] = frozenset()  # tasks with children (when rolled up)
+    regions: dict[int, str] = field(default_factory=dict)  # task id -> lead's region code
 
 
 def _roll_up(
@@ -80,7 +81,9 @@ def load(session: Session, ids: Iterable[int] | None = None, *, roll_up: bool = 
     stmt = select(Task).order_by(Task.id)
     wanted = None if ids is None else set(ids)
     rows = {row.id: row for row in session.scalars(stmt) if wanted is None or row.id in wanted}
-    depts = {d.id: (d.code, d.short_name or d.name) for d in session.scalars(select(Department))}
+    departments = list(session.scalars(select(Department)))
+    depts = {d.id: (d.code, d.short_name or d.name) for d in departments}
+    region_of = {d.id: d.region_code for d in departments}
     owners = dict(session.execute(select(User.id, User.username)).all())
     coop: dict[int, list[str]] = {}
     for task_id, dept in session.execute(
@@ -116,10 +119,31 @@ def load(session: Session, ids: Iterable[int] | None = None, *, roll_up: bool = 
         )
         for row in rows.values()
     ]
-    return Loaded(rows, specs, {code: name for code, name in depts.values()}, summaries)
+    return Loaded(
+        rows,
+        specs,
+        {code: name for code, name in depts.values()},
+        summaries,
+        {row.id: region_of[row.department_id] for row in rows.values()},
+    )
 
 
-def calendar(ctx: Context) -> InRegion:
-    """The nationwide working-day calendar (China's holidays and 调休)."""
+def calendar(ctx: Context, region_code: str | None = None) -> InRegion:
+    """The working-day calendar of a region (China's holidays and 调休, with the
+    region's and its parents' own days); nationwide for ``None``."""
     assert ctx.calendar is not None
-    return InRegion(ctx.calendar, None)
+    return InRegion(ctx.calendar, region_code)
+
+
+def by_calendar(ctx: Context, loaded: Loaded) -> dict[str | None, set[int]]:
+    """The loaded tasks grouped by the calendar their lead department's region follows
+    (``WorkCalendar.calendar_region``): one group per distinct calendar, not per region,
+    so a city whose districts have no days of their own is computed once."""
+    assert ctx.calendar is not None
+    follows: dict[str, str | None] = {}
+    groups: dict[str | None, set[int]] = {}
+    for task_id, region in loaded.regions.items():
+        if region not in follows:
+            follows[region] = ctx.calendar.calendar_region(region)
+        groups.setdefault(follows[region], set()).add(task_id)
+    return groups

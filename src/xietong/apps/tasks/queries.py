@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xietong.apps.tasks import rights
+from xietong.apps.tasks.analysis import Node, Status, rolled_progress
 from xietong.apps.tasks.models import (
     Closure,
     ProgressReport,
@@ -143,6 +144,14 @@ def get_task(ctx: Context, actor: Actor, task_id: int) -> TaskDetail:
 class TreeNode:
     task: TaskView
     children: list[TreeNode] = field(default_factory=list)
+    rollup: float = 0.0  # 汇总进度 (see analysis.rollup); the task's own is task.progress
+
+
+def rollups(views: list[TaskView]) -> dict[int, float]:
+    """Every view's rolled-up progress (children's weighted mean for a parent)."""
+    return rolled_progress(
+        Node(v.id, v.parent_id, v.weight, v.progress, Status(v.status).finished) for v in views
+    )
 
 
 def tree(ctx: Context, actor: Actor, root_id: int) -> list[TreeNode]:
@@ -153,7 +162,9 @@ def tree(ctx: Context, actor: Actor, root_id: int) -> list[TreeNode]:
         rows = _visible_rows(session, actor, TaskQuery(root_id=root_id))
         if not rows:
             raise NotFound.of("任务", "Task", root_id)
-        nodes = {view.id: TreeNode(view) for view in task_views(session, rows)}
+        views = task_views(session, rows)
+        rolled = rollups(views)
+        nodes = {view.id: TreeNode(view, rollup=round(rolled[view.id], 1)) for view in views}
         top: list[TreeNode] = []
         for node in nodes.values():
             parent = nodes.get(node.task.parent_id) if node.task.parent_id else None
@@ -174,7 +185,8 @@ class Overview:
     by_level: dict[str, int]  # open warnings: red · yellow · blocked
     by_department: list[dict[str, Any]]
     warnings: list[WarningView]
-    progress: float  # weighted over the leaves
+    progress: float  # the top task's rolled-up progress (analysis.rollup)
+    branches: list[dict[str, Any]]  # the top task's children with their rolled-up progress
 
 
 def overview(ctx: Context, actor: Actor, root_id: int) -> Overview:
@@ -186,10 +198,20 @@ def overview(ctx: Context, actor: Actor, root_id: int) -> Overview:
         if root is None:
             raise NotFound.of("任务", "Task", root_id)
         views = task_views(session, rows)
-        parents = {view.parent_id for view in views}
-        leaves = [view for view in views if view.id not in parents] or views
-        weight = sum(view.weight for view in leaves) or 1.0
-        progress = sum(view.progress * view.weight for view in leaves) / weight
+        rolled = rollups(views)
+        branches = [
+            {
+                "task_id": view.id,
+                "title": view.title,
+                "department": view.department.name,
+                "weight": view.weight,
+                "reported": view.progress,
+                "progress": round(rolled[view.id], 1),
+                "status": view.status,
+            }
+            for view in views
+            if view.parent_id == root_id
+        ]
         warnings = [w for view in views for w in view.warnings]
         per_dept: dict[str, dict[str, Any]] = {}
         for view in views:
@@ -223,7 +245,8 @@ def overview(ctx: Context, actor: Actor, root_id: int) -> Overview:
             warnings=sorted(
                 warnings, key=lambda w: ({"red": 0, "yellow": 1, "blocked": 2}[w.level], w.task_id)
             ),
-            progress=round(progress, 1),
+            progress=round(rolled[root_id], 1),
+            branches=branches,
         )
 
 

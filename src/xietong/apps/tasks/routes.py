@@ -8,10 +8,13 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
+from xietong.api.files import download
 from xietong.apps.tasks import (
+    attachments,
     closure,
     insight,
     inspection,
@@ -110,8 +113,11 @@ class LinkIn(Strict):
 
 
 class AttachmentIn(Strict):
-    name: str = Field(max_length=200)
-    sha256: str | None = Field(default=None, max_length=64)
+    """A file uploaded through ``POST /api/v1/files`` (``file_id``), or a link to a
+    document kept elsewhere (``name`` and ``url``)."""
+
+    file_id: int | None = None
+    name: str | None = Field(default=None, max_length=200)
     url: str | None = Field(default=None, max_length=500)
 
 
@@ -303,7 +309,7 @@ def report_progress(task_id: int, body: ProgressIn, ctx: CtxDep, actor: Reporter
         task_id,
         body.percent,
         body.text,
-        attachments=[a.model_dump() for a in body.attachments],
+        attachments=[a.model_dump(exclude_none=True) for a in body.attachments],
         reason=body.reason,
         goal_value=body.goal_value,
     )
@@ -317,8 +323,14 @@ def add_comment(task_id: int, body: CommentIn, ctx: CtxDep, actor: Reporter) -> 
 
 @router.post("/{task_id}/closure", status_code=201)
 def request_closure(task_id: int, body: ClosureIn, ctx: CtxDep, actor: Manager) -> Any:
-    evidence = [a.model_dump() for a in body.evidence]
+    evidence = [a.model_dump(exclude_none=True) for a in body.evidence]
     return asdict(closure.request_closure(ctx, actor, task_id, evidence, body.note))
+
+
+@router.get("/{task_id}/files/{file_id}")
+def attachment(task_id: int, file_id: int, ctx: CtxDep, actor: Reader) -> Response:
+    """A file attached to the task's progress reports or 销号 evidence."""
+    return download(*attachments.read(ctx, actor, task_id, file_id))
 
 
 @router.get("/{task_id}/warnings")

@@ -119,26 +119,45 @@ def check_basis(items: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return cleaned
 
 
-def check_attachments(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Attachments by reference (a file's name and its SHA-256 or URL), at most 20."""
-    if len(items) > MAX_ATTACHMENTS:
+@dataclass(frozen=True)
+class Attachments:
+    """Checked attachments: uploaded files cited by id, and links to documents kept in
+    another system (an OA's file URL)."""
+
+    file_ids: tuple[int, ...]
+    links: tuple[dict[str, str], ...]
+
+
+def check_attachments(items: list[dict[str, Any]], incoming: int = 0) -> Attachments:
+    """Attachments as ``{file_id}`` (uploaded through the kernel's files endpoint) or
+    ``{name, url}`` (an http(s) link); with ``incoming`` files uploaded in the same
+    request, at most 20 in all."""
+    if len(items) + incoming > MAX_ATTACHMENTS:
         raise invalid(
             "too_many_attachments",
             f"附件最多 {MAX_ATTACHMENTS} 个",
             f"At most {MAX_ATTACHMENTS} attachments",
         )
-    cleaned = []
+    file_ids: list[int] = []
+    links: list[dict[str, str]] = []
     for item in items:
+        file_id = item.get("file_id")
+        if file_id is not None:
+            if isinstance(file_id, bool) or not isinstance(file_id, int) or file_id < 1:
+                raise invalid("invalid_file_id", "文件编号无效", "Invalid file id")
+            if file_id not in file_ids:
+                file_ids.append(file_id)
+            continue
         name = check_text(item.get("name"), "附件名称", "Attachment name", required=True, limit=200)
-        ref = check_text(
-            item.get("sha256") or item.get("url"),
-            "附件的 SHA-256 或链接",
-            "Attachment SHA-256 or URL",
-            required=True,
-            limit=500,
-        )
-        cleaned.append({"name": name, "ref": ref})
-    return cleaned
+        url = check_text(item.get("url"), "附件链接", "Attachment link", required=True, limit=500)
+        if not url.lower().startswith(("https://", "http://")):
+            raise invalid(
+                "invalid_link",
+                f"附件链接须以 http:// 或 https:// 开头：{url}",
+                f"An attachment link must start with http:// or https://: {url}",
+            )
+        links.append({"name": name, "url": url})
+    return Attachments(tuple(file_ids), tuple(links))
 
 
 def check_warn_options(margin: float | None, due_days: int | None) -> None:

@@ -7,12 +7,14 @@ nothing.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from xietong.apps.tasks import attachments as attached
 from xietong.apps.tasks import rights
 from xietong.apps.tasks.analysis import Status
 from xietong.apps.tasks.events import (
@@ -45,7 +47,7 @@ from xietong.apps.tasks.rules import (
     plan_dates,
 )
 from xietong.apps.tasks.views import CommentView, ReportView, TaskView, task_views
-from xietong.kernel import clock
+from xietong.kernel import clock, files
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, InvalidInput
@@ -429,10 +431,15 @@ def report_progress(
     text: str,
     *,
     attachments: list[dict[str, Any]] | None = None,
+    uploads: Sequence[files.Incoming] = (),
     reason: str | None = None,
     goal_value: float | None = None,
 ) -> ReportView:
-    """进展: a periodic report. Over 100% is refused; going down needs a reason."""
+    """进展: a periodic report. Over 100% is refused; going down needs a reason.
+
+    ``attachments`` cite files the actor uploaded (``{file_id}``) or link elsewhere
+    (``{name, url}``); ``uploads`` are files sent with the report, kept with it in one
+    transaction (see ``attachments``)."""
     authorize(actor, rights.READ)
     if percent is None or not 0 <= percent <= 100:
         raise invalid(
@@ -442,7 +449,8 @@ def report_progress(
         )
     text = check_text(text, "进展情况", "Report text", required=True, limit=MAX_TEXT)
     reason = check_text(reason, "进度回退原因", "Reason", required=False, limit=MAX_TEXT) or None
-    files = check_attachments(attachments or [])
+    checked = check_attachments(attachments or [], len(uploads))
+    attached.precheck(uploads)
     value = check_number(goal_value, "目标当前值", "Goal value")
     with UnitOfWork(ctx, actor) as uow:
         session = uow.session
@@ -457,6 +465,7 @@ def report_progress(
                 f"Progress goes down from {task.progress:g}% to {percent:g}%: give a reason",
                 previous=task.progress,
             )
+        refs = attached.collect(ctx, uow, actor, checked, uploads)
         now = clock.now()
         report = ProgressReport(
             task_id=task.id,
@@ -465,7 +474,7 @@ def report_progress(
             text=text,
             reason=reason,
             goal_value=value,
-            attachments=files,
+            attachments=refs,
             reported_by=actor.label,
             reported_at=now,
         )
@@ -491,7 +500,7 @@ def report_progress(
                 "previous": report.previous,
                 "reason": reason,
                 "status": status,
-                "attachments": files,
+                "attachments": refs,
             },
         )
         uow.emit(ProgressReported(*emit_info(session, task), float(percent), status), MODULE)

@@ -11,6 +11,7 @@ The service layer loads task rows, turns them into ``TaskSpec`` records and call
 - ``allocation_problems``: no owner, no lead, double assignment;
 - ``on_time_rates``: finished on time ÷ finished, per department;
 - ``what_if(specs, task_id, n)``: the goals and tasks a slip of n working days makes late;
+- ``rolled_progress(nodes)``: a parent's progress as the weighted mean of its children's;
 - ``analyse(specs, today, …)``: all of the above at once.
 
 See docs/apps/tasks-analysis.md.
@@ -43,6 +44,7 @@ from xietong.apps.tasks.analysis.model import (
 )
 from xietong.apps.tasks.analysis.plan import Plan
 from xietong.apps.tasks.analysis.report import Analysis, analyse
+from xietong.apps.tasks.analysis.rollup import Node, rolled_progress
 from xietong.apps.tasks.analysis.schedule import Deadline, Schedule, TaskTiming, schedule
 from xietong.apps.tasks.analysis.warning import (
     Level,
@@ -61,6 +63,7 @@ __all__ = [
     "DepartmentLoad",
     "InRegion",
     "Level",
+    "Node",
     "OnTimeRate",
     "Plan",
     "Schedule",
@@ -82,6 +85,7 @@ __all__ = [
     "normalise",
     "on_time_rates",
     "over_capacity",
+    "rolled_progress",
     "schedule",
     "top_blocking",
     "warnings",
