@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.conftest import World
+from xietong.kernel.access import Role, operator_actor
 from xietong.kernel.org import service
 
 BPMN = """<?xml version="1.0" encoding="UTF-8"?>
@@ -279,3 +280,41 @@ steps:
         headers={**world.token("admin"), "Content-Type": "application/xml"},
     )
     assert bad.status_code == 422
+
+
+CROSS_DEPARTMENT = (
+    BPMN.replace('id="permit"', 'id="cosign"')
+    .replace("https://xietong.org/bpmn", "http://xietong.org/schema/1.0/bpmn")
+    .replace(
+        'camunda:assignee="head_a"',
+        'xietong:department="dept-b" xietong:candidateRoles="window_clerk"',
+    )
+)
+
+
+def test_a_candidate_of_another_department_may_open_the_case(world: World) -> None:
+    """The task page shows its instance: a candidate must be able to read it."""
+    response = world.client.post(
+        "/api/v1/workflow/definitions",
+        content=CROSS_DEPARTMENT.encode(),
+        headers={**world.token("admin"), "Content-Type": "application/xml"},
+    )
+    assert response.status_code == 201, response.text
+    started = _start(world, key="cosign")
+    accept = _todo(world, "clerk_a")["items"][0]
+    world.client.post(
+        f"/api/v1/workflow/tasks/{accept['id']}/complete",
+        json={"outcome": "approve"},
+        headers=world.token("clerk_a"),
+    ).raise_for_status()
+    case = f"/api/v1/workflow/instances/{started['id']}"
+    # clerk_b is neither in the instance's department nor has touched it yet
+    seen = world.client.get(case, headers=world.token("clerk_b"))
+    assert seen.status_code == 200, seen.text
+    assert [t["node_id"] for t in seen.json()["tasks"] if t["status"] == "open"] == ["approve"]
+    # someone who may not work the open task still does not see the case
+    stranger = service.add_user(world.ctx, operator_actor("test"), "clerk_c", "C", "secret")
+    service.grant_membership(
+        world.ctx, operator_actor("test"), stranger.id, world.dept_b, Role.HEAD
+    )
+    assert world.client.get(case, headers=world.token("clerk_c")).status_code == 404

@@ -13,6 +13,7 @@ from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow import runtime, tokens
+from xietong.kernel.workflow._ops import holder
 from xietong.kernel.workflow._run import InstanceState, Run, check_variables
 from xietong.kernel.workflow.definitions import (
     find_definition,
@@ -22,6 +23,7 @@ from xietong.kernel.workflow.definitions import (
 from xietong.kernel.workflow.events import MODULE, InstanceResumed, InstanceSuspended
 from xietong.kernel.workflow.store import (
     ALIVE_TOKEN,
+    WfCc,
     WfDefinition,
     WfHistory,
     WfIncident,
@@ -118,7 +120,24 @@ def may_read(session: Any, actor: Actor, row: WfInstance) -> bool:
         )
         .limit(1)
     )
-    return found is not None
+    if found is not None:
+        return True
+    copied = session.scalar(
+        select(WfCc.id).where(WfCc.instance_id == row.id, WfCc.user_id == actor.id).limit(1)
+    )
+    if copied is not None:
+        return True
+    # Whoever may work an open task (a candidate by department or role, or the
+    # assignee's 代理) must see the case it belongs to, or the task page cannot open.
+    for task in session.scalars(
+        select(WfTask).where(WfTask.instance_id == row.id, WfTask.status == "open")
+    ):
+        try:
+            holder(session, actor, task)
+        except Forbidden:
+            continue
+        return True
+    return False
 
 
 def get_instance(ctx: Context, actor: Actor, instance_id: int) -> InstanceDetail:
