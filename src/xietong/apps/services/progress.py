@@ -147,6 +147,8 @@ def start(case: Case, sub: SubCase) -> None:
             "application_number": case.app.number,
             "sub_case_id": sub.id,
             "matter_code": matter.code,
+            # only this matter's fields: what a service task may send to another system
+            "form": sub.form,
         },
         business_key=business_key(sub.id),
         department_id=sub.department_id,

@@ -39,7 +39,7 @@ READ = "services.sub_case.read"
 MAX_TEXT = 2000
 
 
-def _guard(sub: SubCase) -> Resource:
+def guard(sub: SubCase) -> Resource:
     return Resource(kind="services.sub_case", department_id=sub.department_id, id=sub.id)
 
 
@@ -138,7 +138,7 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
         sub = session.get(SubCase, sub_case_id)
         if sub is None:
             raise NotFound.of("子件", "Sub-case", sub_case_id)
-        authorize(actor, READ, _guard(sub))
+        authorize(actor, READ, guard(sub))
         app = session.get_one(Application, sub.application_id)
         matter = session.get_one(Matter, sub.matter_id)
         stmt = (
@@ -181,7 +181,7 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
             step=task.name if task else None,
             can_act=sub.status == SubCaseStatus.PROCESSING
             and task is not None
-            and can(actor, HANDLE, _guard(sub))
+            and can(actor, HANDLE, guard(sub))
             and _may_hold(session, actor, task),
         )
 
@@ -216,7 +216,7 @@ def _load(uow: UnitOfWork, sub_case_id: int) -> tuple[Run, progress.Case, SubCas
     sub = session.get(SubCase, sub_case_id)
     if sub is None:
         raise NotFound.of("子件", "Sub-case", sub_case_id)
-    authorize(uow.actor, HANDLE, _guard(sub))
+    authorize(uow.actor, HANDLE, guard(sub))
     app = session.get_one(Application, sub.application_id, with_for_update=not uow.ctx.db.is_sqlite)
     run = Run(uow)
     case = progress.Case(run, app)
@@ -224,7 +224,7 @@ def _load(uow: UnitOfWork, sub_case_id: int) -> tuple[Run, progress.Case, SubCas
     return run, case, sub
 
 
-def _require_processing(sub: SubCase) -> None:
+def require_processing(sub: SubCase) -> None:
     if sub.status == SubCaseStatus.SUPPLEMENT:
         raise Conflict(
             "该事项正在等待申请人补正",
@@ -262,7 +262,7 @@ def approve(
     opinion = _text(opinion, "审批意见", "Opinion", required=False)
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
-        _require_processing(sub)
+        require_processing(sub)
         matter = case.matter(sub)
         cleaned = progress.check_outputs(matter, outputs or {})
         task = _open_task(uow.session, sub)
@@ -308,7 +308,7 @@ def refuse(ctx: Context, actor: Actor, sub_case_id: int, *, kind: str, reason: s
     text = _text(reason, "理由", "A reason", required=True) or ""
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
-        _require_processing(sub)
+        require_processing(sub)
         if sub.instance_id is not None:
             state = run.instance(sub.instance_id)
             if state.row.status in ("running", "suspended"):
@@ -346,7 +346,7 @@ def request_supplement(
         )
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
-        _require_processing(sub)
+        require_processing(sub)
         matter = case.matter(sub)
         own_fields = set(matter.form_schema.get("properties", {}))
         own_materials = {m["code"] for m in matter.materials}
