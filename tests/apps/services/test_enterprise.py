@@ -221,7 +221,9 @@ def test_a_bank_that_never_answers_times_out_to_a_clerk_and_the_rest_goes_on(bed
     # the bank's answer after the timeout is refused: the clerk's work stands
     late = bank.post_answer(bed.api, bed.api_key, reference(view.number, f"430100-{BANK}"), "1")
     assert late.status_code == 409 and late.json()["code"] == "not_awaiting_answer"
-    workbench.approve(bed.ctx, clerk, subs[BANK].id, outputs={"bank_account_no": "6217000011112222"})
+    workbench.approve(
+        bed.ctx, clerk, subs[BANK].id, outputs={"bank_account_no": "6217000011112222"}
+    )
     done = bed.view(view.number)
     assert done.status == "delivered"
     bank_sub = {s.matter_code: s for s in done.sub_cases}[f"430100-{BANK}"]

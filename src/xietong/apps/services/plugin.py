@@ -184,6 +184,13 @@ def cli_apps() -> list[tuple[str, Any]]:
 
 
 @hookimpl
+def demo_commands() -> list[tuple[str, Any]]:
+    from xietong.apps.services.walkthrough import walkthrough
+
+    return [("walkthrough", walkthrough)]
+
+
+@hookimpl
 def demo_data(ctx: Context) -> None:
     from xietong.apps.services.demo import load_demo
 

@@ -1,11 +1,14 @@
-"""``xietong services walkthrough --base-url URL``: 出生一件事 through the public REST
-API, as any integrator would drive it — log in, upload materials, apply once, each
-department's clerk concludes their sub-case, the results arrive together, the citizen
-verifies the notice's signature and rates. Each step is printed; exit 0 when the
-citizen holds every result.
+"""``xietong demo walkthrough --base-url URL`` (also ``xietong services walkthrough``):
+出生一件事 through the public REST API, as any integrator would drive it — log in,
+upload materials, apply once, each department's clerk concludes their sub-case, the
+results arrive together, the citizen verifies the notice's signature and rates. Each
+step is printed; exit 0 when the citizen holds every result.
 
 It needs a server with the demo loaded (``xietong serve --demo``). Every run applies
 again with a new Idempotency-Key, so it can be repeated.
+
+The group also holds ``xietong services bank-simulator``, the bank of 企业开办一件事
+(``bank.py``).
 """
 
 from __future__ import annotations
