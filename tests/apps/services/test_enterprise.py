@@ -146,7 +146,8 @@ def test_the_whole_bundle_completes_with_the_bank_answering(bed: Bed) -> None:
         **{code: "processing" for code in (*OTHERS, BANK)},
     }
     # the bank's sub-case waits for no clerk: the worker posts the signed webhook
-    assert workbench.get_sub_case(bed.ctx, bed.city.actor("scjg.clerk"), subs[BANK].id).step is None
+    waiting = workbench.get_sub_case(bed.ctx, bed.city.actor("scjg.clerk"), subs[BANK].id)
+    assert waiting.step is None and waiting.awaiting_external and not waiting.can_act
     assert run_due_jobs(bed.ctx, "w", 10) >= 1
     assert [w["status"] for w in bed.webhooks] == [202]
     sent = httpx.Response(200, content=bed.webhooks[0]["body"]).json()

@@ -23,7 +23,12 @@ from sqlalchemy import select
 
 from xietong.apps.services import progress
 from xietong.apps.services.models import Application, Matter, SubCase
-from xietong.apps.services.vocab import REFUSAL_ZH, RefusalKind, SubCaseStatus
+from xietong.apps.services.vocab import (
+    EXTERNAL_ANSWER_MESSAGE,
+    REFUSAL_ZH,
+    RefusalKind,
+    SubCaseStatus,
+)
 from xietong.apps.services.workbench import MAX_TEXT, guard, require_processing
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.context import Context
@@ -34,7 +39,7 @@ from xietong.kernel.workflow._run import Run
 from xietong.kernel.workflow.store import WfInstance, WfToken
 
 ACTION = "services.external.answer"
-MESSAGE = "services.external_answer"
+MESSAGE = EXTERNAL_ANSWER_MESSAGE
 
 
 def reference(application_number: str, matter_code: str) -> str:
