@@ -28,7 +28,7 @@ from xietong.kernel.bus import run_due_jobs
 from xietong.kernel.errors import Forbidden
 from xietong.kernel.org.systems import register_connected_system
 from xietong.kernel.workflow import services
-from xietong.kernel.workflow.store import WfTask, WfToken
+from xietong.kernel.workflow.store import WfIncident, WfTask, WfToken
 
 USCC = "91430102MA4L1XY80X"
 FORM = {
@@ -290,3 +290,29 @@ def test_the_bank_refusing_ends_only_its_branch(bed: Bed) -> None:
     assert done.status == "delivered"
     assert any("法定代表人身份核验未通过" in line for line in done.notice["not_concluded"])
     assert len(done.notice["results"]) == 4
+
+
+def test_a_bank_that_is_down_ends_in_an_incident_and_still_times_out_to_a_clerk(
+    bed: Bed,
+) -> None:
+    def down(_request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    previous = services.use_http_client(lambda: httpx.Client(transport=httpx.MockTransport(down)))
+    try:
+        view = bed.apply()
+        bed.license(view.number)
+        for _ in range(8):  # 1 + 5 retries with backoff, then an incident
+            run_due_jobs(bed.ctx, "w", 10)
+            bed.frozen.advance(timedelta(hours=1))
+    finally:
+        services.use_http_client(previous)
+    with bed.ctx.db.read() as session:
+        attempts = session.scalars(select(WfIncident.attempts)).all()
+    assert attempts == [6]
+    assert bed.subs(view.number)[BANK].status == "processing"
+    bed.frozen.advance(timedelta(days=2))  # Wednesday evening: past two working days
+    run_due_jobs(bed.ctx, "w", 10)
+    clerk = bed.city.actor("scjg.clerk")
+    detail = workbench.get_sub_case(bed.ctx, clerk, bed.subs(view.number)[BANK].id)
+    assert detail.step == "银行逾期未回执，人工核实开户" and detail.can_act
