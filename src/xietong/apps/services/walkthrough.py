@@ -231,9 +231,24 @@ def bank_simulator(
     from xietong.kernel.context import open_context
     from xietong.kernel.workflow.services import webhook_secret
 
+    def fail(zh: str, en: str, code: int = 2) -> None:
+        typer.echo(f"错误：{zh}\nerror: {en}", err=True)
+        raise typer.Exit(code)
+
+    host, _, port = listen.rpartition(":")
+    if listen and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        fail(f"监听地址应为 host:port：{listen}", f"--listen must be host:port: {listen}")
     url = httpx.URL(f"http://{listen}/accounts" if listen else demo.BANK_URL)
     if not api_key or not secret:
-        ctx = open_context(get_settings())
+        try:
+            ctx = open_context(get_settings())
+        except Exception as error:  # no keys or no database: not initialised here
+            fail(
+                "无法打开本机数据目录（请先运行 xietong demo，或给出 --secret 与 --api-key）："
+                f"{error}",
+                f"cannot open the data dir (run xietong demo, or pass --secret and --api-key): "
+                f"{error}",
+            )
         try:
             secret = secret or webhook_secret(ctx, str(url))
             path = demo.bank_file(ctx)
@@ -241,15 +256,15 @@ def bank_simulator(
             ctx.close()
         if not api_key:
             if not path.is_file():
-                typer.echo(
-                    f"错误：没有 {path}，请先运行 xietong demo 或给出 --api-key\n"
-                    f"error: {path} missing; run xietong demo or pass --api-key",
-                    err=True,
+                fail(
+                    f"没有 {path}，请先运行 xietong demo 或给出 --api-key",
+                    f"{path} missing; run xietong demo or pass --api-key",
                 )
-                raise typer.Exit(2)
             api_key = json.loads(path.read_text(encoding="utf-8"))["api_key"]
     simulator = bank.BankSimulator(secret, delay_s=delay, answers=not never_answer)
     try:
         bank.serve(simulator, url.host, url.port or 80, base_url, api_key, echo=typer.echo)
+    except OSError as error:  # the port is taken, the address is not ours
+        fail(f"无法监听 {url.host}:{url.port}：{error}", f"cannot listen: {error}", 1)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
