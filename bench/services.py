@@ -15,6 +15,10 @@ documents. Measured:
    driving whole applications over HTTP (submit, four approvals, one read): requests
    per second, applications per second, latency p50 / p95 / p99.
 
+Before the threaded run of (1) and (2), one thread drives up to 20 applications alone
+and counts SQL statements, commits and CPU time per application: figures the load of a
+shared machine moves far less than throughput.
+
 Prints a table, or with ``--json`` one JSON object. Progress goes to stderr.
 """
 
@@ -36,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, event, select, text
 
 from xietong.apps.services import applications, demo, files, workbench
 from xietong.config import Settings
@@ -169,6 +173,7 @@ def service_layer(url: str, data_dir: Path, total: int, clients: int) -> dict[st
     try:
         world = setup(ctx, clients)
         one_application(ctx, world, 0)  # warm caches (process graphs, statements)
+        cost = cost_per_application(ctx, world, min(20, total))
         per_client = max(total // clients, 1)
         elapsed = run_clients(clients, per_client, lambda i: one_application(ctx, world, i))
         done = per_client * clients
@@ -178,9 +183,38 @@ def service_layer(url: str, data_dir: Path, total: int, clients: int) -> dict[st
             "seconds": round(elapsed, 3),
             "applications_per_s": round(done / elapsed, 1),
             "transactions_per_s": round(5 * done / elapsed, 1),
+            **cost,
         }
     finally:
         ctx.close()
+
+
+def cost_per_application(ctx: Context, world: dict[str, Any], count: int) -> dict[str, Any]:
+    """One thread, nothing else running in this process: SQL statements, commits and
+    CPU per application — figures the machine's load does not move much."""
+    counts = {"statements": 0, "commits": 0}
+
+    def statement(*_args: Any) -> None:
+        counts["statements"] += 1
+
+    def commit(*_args: Any) -> None:
+        counts["commits"] += 1
+
+    event.listen(ctx.db.engine, "before_cursor_execute", statement)
+    event.listen(ctx.db.engine, "commit", commit)
+    cpu = time.process_time()
+    try:
+        for _ in range(count):
+            one_application(ctx, world, 0)
+    finally:
+        cpu = time.process_time() - cpu
+        event.remove(ctx.db.engine, "before_cursor_execute", statement)
+        event.remove(ctx.db.engine, "commit", commit)
+    return {
+        "statements_per_application": round(counts["statements"] / count, 1),
+        "commits_per_application": round(counts["commits"] / count, 1),
+        "cpu_ms_per_application": round(1000 * cpu / count, 1),
+    }
 
 
 class Abandon(Exception):
@@ -347,7 +381,9 @@ def main() -> None:
             print(
                 f"service layer {name:<10} {row['applications_per_s']:>8} applications/s "
                 f"({row['transactions_per_s']} tx/s, {row['applications']} apps, "
-                f"{row['clients']} threads)"
+                f"{row['clients']} threads; one thread: {row['statements_per_application']} "
+                f"statements, {row['commits_per_application']} commits, "
+                f"{row['cpu_ms_per_application']} ms CPU per application)"
             )
     http = result["http"]
     print(

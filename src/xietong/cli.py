@@ -110,10 +110,23 @@ def init() -> None:
     typer.echo(f"ready: {settings.data_dir}")
 
 
-@app.command()
+demo_app = typer.Typer(
+    help="演示城市与演练 / the demo city and walkthroughs",
+    invoke_without_command=True,
+)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.callback()
 @handles_errors
-def demo() -> None:
-    """加载演示城市（长沙市）/ load the demo city (idempotent)."""
+def demo(typer_ctx: typer.Context) -> None:
+    """加载演示城市（长沙市）/ load the demo city (idempotent).
+
+    Without a sub-command it loads the demo; the sub-commands (``xietong demo
+    walkthrough`` …) come from the apps (``demo_commands`` hook).
+    """
+    if typer_ctx.invoked_subcommand is not None:
+        return
     from xietong.demo import load_demo
 
     initialise(get_settings())
@@ -398,13 +411,21 @@ def process_webhook_secret(
 
 
 def _add_app_commands() -> None:
-    """Mount the command groups that apps declare (``cli_apps`` hook), once."""
+    """Mount the command groups (``cli_apps``) and the ``xietong demo`` commands
+    (``demo_commands``) that apps declare, once."""
+    hooks = plugin_manager().hook
     mounted = {group.name for group in app.registered_groups}
-    for groups in plugin_manager().hook.cli_apps():
+    for groups in hooks.cli_apps():
         for name, group in groups:
             if name not in mounted:
                 app.add_typer(group, name=name)
                 mounted.add(name)
+    taken = {command.name for command in demo_app.registered_commands}
+    for commands in hooks.demo_commands():
+        for name, function in commands:
+            if name not in taken:
+                demo_app.command(name)(function)
+                taken.add(name)
 
 
 _add_app_commands()

@@ -144,3 +144,118 @@ def test_birth_bundle_in_the_browser(browser, live_server, tmp_path) -> None:
     page.reload()
     assert "已增设自助取号机" in page.locator("#rating").inner_text()
     citizen.close()
+
+
+ENTERPRISE_FORM = {
+    "company_name": "长沙星城科技有限公司",
+    "legal_rep_name": "周湘",
+    "legal_rep_id_number": "430102199003151234",
+    "address": "长沙市岳麓区麓谷大道 100 号",
+    "registered_capital": "100",
+    "business_scope": "软件开发；信息技术咨询服务",
+    "tax_contact_mobile": "13800000009",
+    "employee_count": "12",
+}
+USCC = "91430104MA4P2ABC1X"
+
+
+def test_enterprise_bundle_with_the_bank_answering_later(browser, live_platform, tmp_path) -> None:
+    """企业开办一件事: the bank's sub-case goes out as a signed webhook; the simulated
+    bank answers later through the live API with its key; the enterprise sees every
+    result, the bank account among them."""
+    import json
+
+    import httpx
+
+    from xietong.apps.services import bank, demo
+    from xietong.kernel.bus import run_due_jobs
+    from xietong.kernel.workflow import services
+
+    base, ctx = live_platform
+    owner = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = owner.new_page()
+    login(page, base, "ent.xiangwei")
+    page.goto(f"{base}/services")
+    assert "企业开办一件事" in page.locator("#life-events").inner_text()
+    page.click("text=企业开办一件事")
+    page.wait_for_url(f"{base}/services/bundles/enterprise")
+    assert page.locator("[name=uscc]").count() == 0  # it comes from the 营业执照
+    for name, value in ENTERPRISE_FORM.items():
+        page.fill(f"[name={name}]", value)
+    page.select_option("[name=opening_bank]", "长沙银行")
+    pdf = b"%PDF-1.7\n" + b"%" * 256
+    for index, code in enumerate(("legal_rep_id", "articles", "premises_proof")):
+        path = tmp_path / f"{code}.pdf"
+        path.write_bytes(pdf + bytes([index]))
+        page.set_input_files(f"[name=material_{code}]", str(path))
+    page.click("#apply-submit")
+    page.wait_for_url(f"{base}/services/applications/**")
+    number = page.locator("#app-number").inner_text()
+
+    def sub_case_page(username: str, matter: str) -> object:
+        staff = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        clerk = staff.new_page()
+        login(clerk, base, username)
+        clerk.goto(f"{base}/services/workbench")
+        clerk.locator("#work-list tr", has_text=number).filter(has_text=matter).locator("a").click()
+        clerk.wait_for_url(f"{base}/services/workbench/**")
+        return clerk
+
+    for username in ("scjg.clerk", "scjg.approver"):  # 受理, then 审批
+        clerk = sub_case_page(username, "企业设立登记")
+        clerk.fill("#out-uscc", USCC)
+        clerk.click("#approve-form button[type=submit]")
+        clerk.wait_for_load_state()
+        clerk.context.close()
+    clerk = sub_case_page("scjg.clerk", "银行基本存款账户")
+    assert USCC in clerk.locator("#sub-case-form").inner_text()
+    assert clerk.locator("#awaiting-external").is_visible()
+    screenshot(clerk, "services-bank-awaiting")
+    clerk.context.close()
+
+    # the worker posts the signed webhook to the bank; the bank answers through the API
+    secret = services.webhook_secret(ctx, demo.BANK_URL)
+    sim = bank.BankSimulator(secret, delay_s=0)
+
+    def to_bank(request: httpx.Request) -> httpx.Response:
+        status, body = sim.receive(request.headers, request.content)
+        return httpx.Response(status, json=body)
+
+    previous = services.use_http_client(
+        lambda: httpx.Client(transport=httpx.MockTransport(to_bank))
+    )
+    try:
+        run_due_jobs(ctx, "pages", 10)
+    finally:
+        services.use_http_client(previous)
+    api_key = json.loads(demo.bank_file(ctx).read_text(encoding="utf-8"))["api_key"]
+    with httpx.Client(base_url=base) as client:
+        [answer] = sim.answer_due(client, api_key)
+        assert answer.status_code == 200 and answer.json()["status"] == "concluded"
+        forged = bank.post_answer(client, "xt_" + "B" * 43, answer.json()["reference"], "1")
+        assert forged.status_code == 401
+        for username, outputs in (
+            ("ga.clerk", {"seal_record_no": "GZ-2026-0001"}),
+            ("sw.clerk", {"invoice_quota": "增值税普通发票 25 份"}),
+            ("rs.clerk", {"unit_no": "DW430104000123"}),
+        ):
+            token = client.post(
+                "/api/v1/auth/token", json={"username": username, "password": "demo"}
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            todo = client.get("/api/v1/services/workbench/todo", headers=headers).json()
+            [item] = [i for i in todo["items"] if i["application_number"] == number]
+            done = client.post(
+                f"/api/v1/services/sub-cases/{item['sub_case_id']}/approve",
+                headers=headers,
+                json={"outputs": outputs},
+            )
+            assert done.status_code == 200, done.text
+
+    page.goto(f"{base}/services/applications/{number}")
+    results = page.locator("#results-table").inner_text()
+    account = bank.account_number(answer.json()["reference"])
+    for value in (USCC, account, "GZ-2026-0001", "DW430104000123"):
+        assert value in results
+    screenshot(page, "services-enterprise-results")
+    owner.close()

@@ -73,5 +73,11 @@ def cli_apps() -> list[tuple[str, Any]]:
 
 
 @hookspec
+def demo_commands() -> list[tuple[str, Callable[..., Any]]]:
+    """Commands under ``xietong demo`` (e.g. ``walkthrough``): ``(name, function)`` pairs,
+    each a plain function with Typer parameters, registered with ``Typer.command``."""
+
+
+@hookspec
 def demo_data(ctx: Context) -> None:
     """Load this plugin's demo content; runs after the kernel's demo city."""

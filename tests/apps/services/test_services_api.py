@@ -84,7 +84,7 @@ def _todo(api: Api, clerk: str) -> list[dict]:
 
 def test_birth_over_http(api: Api) -> None:
     public = api.client.get("/api/v1/services/bundles")
-    assert [b["code"] for b in public.json()["bundles"]] == ["birth", "restaurant"]
+    assert [b["code"] for b in public.json()["bundles"]] == ["birth", "enterprise", "restaurant"]
     first = _apply(api, "k-1")
     assert first.status_code == 201, first.text
     number = first.json()["number"]

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -162,38 +162,41 @@ def _submit(
         )
         session.add(app)
         session.flush()
-        for material in bundle.merged_materials:
-            upload = uploads.get(material["code"])
-            if upload is None:
-                continue
-            session.add(
-                ApplicationMaterial(
-                    application_id=app.id,
-                    code=material["code"],
-                    name=material["name"],
-                    sha256=upload.sha256,
-                    size=upload.size,
-                    media_type=upload.media_type,
-                    filename=upload.filename,
-                    uploaded_at=now,
-                )
-            )
+        # plain multi-row INSERTs: nothing here needs the rows back as objects
+        material_rows = [
+            {
+                "application_id": app.id,
+                "code": material["code"],
+                "name": material["name"],
+                "sha256": upload.sha256,
+                "size": upload.size,
+                "media_type": upload.media_type,
+                "filename": upload.filename,
+                "revision": 1,
+                "uploaded_at": now,
+            }
+            for material in bundle.merged_materials
+            if (upload := uploads.get(material["code"])) is not None
+        ]
+        if material_rows:
+            session.execute(insert(ApplicationMaterial), material_rows)
         from xietong.apps.services.bundles import _members
 
+        sub_rows = []
         for position, (_link, matter) in enumerate(_members(session, bundle.id)):
             own = set(matter.form_schema.get("properties", {}))
-            session.add(
-                SubCase(
-                    application_id=app.id,
-                    matter_id=matter.id,
-                    department_id=matter.department_id,
-                    position=position,
-                    status=SubCaseStatus.WAITING.value,
-                    form={k: v for k, v in form.items() if k in own},  # data minimisation
-                    outputs={},
-                )
+            sub_rows.append(
+                {
+                    "application_id": app.id,
+                    "matter_id": matter.id,
+                    "department_id": matter.department_id,
+                    "position": position,
+                    "status": SubCaseStatus.WAITING.value,
+                    "form": {k: v for k, v in form.items() if k in own},  # data minimisation
+                    "outputs": {},
+                }
             )
-        session.flush()
+        session.execute(insert(SubCase), sub_rows)
         uow.record(
             "services.application.submit",
             f"services.application:{number}",
@@ -230,10 +233,15 @@ def _materials(
             details={"missing": missing},
         )
     found: dict[str, Upload] = {}
-    for code, sha in given.items():
-        upload = session.scalar(
-            select(Upload).where(Upload.user_id == user_id, Upload.sha256 == str(sha).lower())
+    wanted_shas = {str(sha).lower() for sha in given.values()}
+    mine = {
+        u.sha256: u
+        for u in session.scalars(
+            select(Upload).where(Upload.user_id == user_id, Upload.sha256.in_(wanted_shas))
         )
+    }
+    for code, sha in given.items():
+        upload = mine.get(str(sha).lower())
         if upload is None:
             raise InvalidInput(
                 f"材料 {codes[code]['name']} 未上传（{str(sha)[:12]}…）",
@@ -300,34 +308,37 @@ def application_view(
     session: Session, app: Application, *, created: bool = False
 ) -> ApplicationView:
     bundle = session.get_one(Bundle, app.bundle_id)
-    names = dict(session.execute(select(Department.id, Department.name)).all())
-    subs = list(
-        session.scalars(
-            select(SubCase).where(SubCase.application_id == app.id).order_by(SubCase.position)
-        )
+    rows = progress.load_sub_cases(session, app)
+    subs = [sub for sub, _m, _l in rows]
+    matters = {matter.id: matter for _s, matter, _l in rows}
+    links = {link.matter_id: link for _s, _m, link in rows if link is not None}
+    names = dict(
+        session.execute(
+            select(Department.id, Department.name).where(
+                Department.id.in_({s.department_id for s in subs})
+            )
+        ).all()
     )
-    matters = {
-        m.id: m
-        for m in session.scalars(select(Matter).where(Matter.id.in_([s.matter_id for s in subs])))
-    }
-    from xietong.apps.services.models import BundleMatter
-
-    links = {
-        bm.matter_id: bm
-        for bm in session.scalars(select(BundleMatter).where(BundleMatter.bundle_id == bundle.id))
-    }
     docs = session.scalars(
         select(ResultDocument)
         .where(ResultDocument.application_id == app.id)
         .order_by(ResultDocument.id)
     )
-    ratings = session.scalars(
-        select(Rating).where(Rating.application_id == app.id).order_by(Rating.id)
+    # ratings (and the rectifications they open) come only after delivery
+    rated = app.delivered_at is not None
+    ratings = (
+        session.scalars(select(Rating).where(Rating.application_id == app.id).order_by(Rating.id))
+        if rated
+        else []
     )
-    fixes = session.scalars(
-        select(Rectification)
-        .where(Rectification.application_id == app.id)
-        .order_by(Rectification.id)
+    fixes = (
+        session.scalars(
+            select(Rectification)
+            .where(Rectification.application_id == app.id)
+            .order_by(Rectification.id)
+        )
+        if rated
+        else []
     )
     return ApplicationView(
         id=app.id,

@@ -1,5 +1,7 @@
-"""Demo content: two processes, the matters of 出生一件事 and 开办餐饮店一件事, both
-bundles published, and accounts for citizens and an enterprise (password ``demo``).
+"""Demo content: the processes, the matters of 出生一件事, 开办餐饮店一件事 and
+企业开办一件事, the bundles published, accounts for citizens and an enterprise
+(password ``demo``), and the connected system of the bank that opens the enterprise's
+account (``bank.py`` simulates it).
 
 Everything goes through the same service functions an administrator's requests do, and
 every step checks first, so a second ``xietong demo`` changes nothing.
@@ -8,14 +10,16 @@ every step checks first, so a second ``xietong demo`` changes nothing.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from xietong.apps.services import bundles, catalogue
 from xietong.apps.services.bundles import BundleInput, MemberInput
 from xietong.apps.services.catalogue import MatterInput
 from xietong.apps.services.vocab import BundleStatus
-from xietong.kernel.access import Actor, operator_actor
+from xietong.kernel.access import Actor, Role, operator_actor
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, NotFound
 from xietong.kernel.org import service as org
@@ -23,6 +27,13 @@ from xietong.kernel.workflow import definitions
 
 REVIEW = "svc_review"
 ACCEPT_APPROVE = "svc_accept_approve"
+BANK = "svc_bank_account"
+BANK_EXCHANGE = "svc_bank_exchange"
+# where the bank's system listens (``xietong services bank-simulator`` by default)
+BANK_URL = os.environ.get("XIETONG_DEMO_BANK_URL", "http://127.0.0.1:8765/accounts")
+BANK_SYSTEM = "scjg-bank-gateway"
+# the bank has this many working days to answer before a clerk takes over
+BANK_ANSWER_DAYS = 2
 PROCESSES = {
     REVIEW: """
 key: svc_review
@@ -42,6 +53,35 @@ steps:
   - id: approve
     name: 审批决定
     task: {roles: [approver]}
+""",
+    # The call activity carries the boundary timer: the engine puts boundary events on
+    # activities only, and interrupting the call also terminates the exchange, so a
+    # late answer finds nothing waiting and the clerk's work stands.
+    BANK_EXCHANGE: """
+key: svc_bank_exchange
+name: 银行开户报文交换（签名 Webhook，异步回执）
+steps:
+  - id: notify_bank
+    name: 推送开户申请至开户银行
+    service: {url: "%(url)s", retries: 5, outputs: [bank_ticket]}
+  - id: await_bank
+    name: 等待银行开户回执
+    wait: {message: %(message)s, correlation: "${application_number + '/' + matter_code}"}
+""",
+    BANK: """
+key: svc_bank_account
+name: 企业银行开户（对接开户银行系统）
+steps:
+  - id: bank
+    name: 开户银行办理
+    call: svc_bank_exchange
+    on_timer:
+      after: P%(days)dD
+      working_days: true
+      steps:
+        - id: bank_overdue
+          name: 银行逾期未回执，人工核实开户
+          task: {roles: [window_clerk]}
 """,
 }
 
@@ -293,6 +333,31 @@ MATTERS: list[MatterInput] = [
         materials=[],
         outputs=[{"name": "unit_no", "title": "单位社保编号", "type": "string"}],
     ),
+    MatterInput(
+        code="430100-SCJG-YHKH",
+        name="企业银行基本存款账户开立",
+        department_code="430100-scjg",
+        matter_type="公共服务",
+        legal_basis="《人民币银行结算账户管理办法》；《企业银行结算账户管理办法》",
+        promised_days=BANK_ANSWER_DAYS + 1,
+        statutory_days=5,
+        process_key=BANK,
+        form_schema=_schema(
+            {
+                "company_name": _f("企业名称", minLength=4, maxLength=100),
+                "legal_rep_name": _f("法定代表人", minLength=1, maxLength=50),
+                "legal_rep_id_number": _f("法定代表人身份证号", format="cn-id-card"),
+                "opening_bank": _f(
+                    "开户银行",
+                    enum=["长沙银行", "中国工商银行长沙分行", "中国建设银行长沙分行"],
+                ),
+                "uscc": _f("统一社会信用代码", **FROM_UPSTREAM),
+            },
+            ["company_name", "legal_rep_name", "legal_rep_id_number", "opening_bank", "uscc"],
+        ),
+        materials=[{"code": "legal_rep_id", "name": "法定代表人身份证", "required": True}],
+        outputs=[{"name": "bank_account_no", "title": "基本存款账户账号", "type": "string"}],
+    ),
 ]
 
 
@@ -345,6 +410,28 @@ BUNDLES: list[BundleInput] = [
             MemberInput("430100-RS-DWSBDJ", ["430100-SCJG-YYZZ"], _uscc_from("430100-SCJG-YYZZ")),
         ],
     ),
+    BundleInput(
+        code="enterprise",
+        name="企业开办一件事",
+        description="新开办企业一次申请：营业执照、公章刻制、税务登记与发票申领、单位社保登记，"
+        "银行开户由开户银行系统在线办理，统一社会信用代码自动流转，结果一次送达。",
+        life_event="开办企业",
+        audience="organization",
+        lead_department_code="430100-scjg",
+        region_code="430100",
+        matters=[
+            MemberInput("430100-SCJG-YYZZ"),
+            *(
+                MemberInput(code, ["430100-SCJG-YYZZ"], _uscc_from("430100-SCJG-YYZZ"))
+                for code in (
+                    "430100-GA-GZKZ",
+                    "430100-SW-FPSL",
+                    "430100-RS-DWSBDJ",
+                    "430100-SCJG-YHKH",
+                )
+            ),
+        ],
+    ),
 ]
 
 # (username, display name): people who apply, not staff — they hold no role
@@ -356,11 +443,18 @@ APPLICANTS = [
 DEMO_PASSWORD = "demo"
 
 
-def deploy_processes(ctx: Context, actor: Actor) -> None:
+def process_source(key: str, bank_url: str = BANK_URL) -> str:
+    from xietong.apps.services.external import MESSAGE
+
+    values = {"url": bank_url, "message": MESSAGE, "days": BANK_ANSWER_DAYS}
+    return (PROCESSES[key] % values if key in (BANK, BANK_EXCHANGE) else PROCESSES[key]).strip()
+
+
+def deploy_processes(ctx: Context, actor: Actor, bank_url: str = BANK_URL) -> None:
     deployed = {d.key for d in definitions.list_definitions(ctx, actor)}
-    for key, source in PROCESSES.items():
+    for key in PROCESSES:
         if key not in deployed:
-            definitions.deploy(ctx, actor, source.strip(), "yaml")
+            definitions.deploy(ctx, actor, process_source(key, bank_url), "yaml")
 
 
 def load_catalogue(ctx: Context, actor: Actor) -> None:
@@ -388,6 +482,45 @@ def load_demo(ctx: Context) -> None:
         with suppress(Conflict):
             org.add_user(ctx, actor, username, display, DEMO_PASSWORD)
     _list_accounts(ctx)
+    register_bank(ctx, actor)
+
+
+def bank_file(ctx: Context) -> Path:
+    return ctx.settings.data_dir / "services-demo-bank.json"
+
+
+def register_bank(ctx: Context, actor: Actor) -> str:
+    """The bank's gateway as a connected system of the 市场监管局 (which runs 企业开办),
+    acting as a 窗口受理 there; its API key goes to a file only the data dir's owner reads,
+    where ``xietong services bank-simulator`` finds it. Returns the key."""
+    from sqlalchemy import select
+
+    from xietong.kernel.org.models import ConnectedSystem, Department
+    from xietong.kernel.org.systems import register_connected_system, rotate_system_key
+
+    path = bank_file(ctx)
+    with ctx.db.read() as session:
+        dept = session.scalar(select(Department.id).where(Department.code == "430100-scjg"))
+        system = session.scalar(
+            select(ConnectedSystem.id).where(ConnectedSystem.code == BANK_SYSTEM)
+        )
+    if dept is None:
+        raise NotFound.of("部门", "Department", "430100-scjg")
+    if system is not None and path.is_file():
+        return str(json.loads(path.read_text(encoding="utf-8"))["api_key"])
+    if system is None:
+        issued = register_connected_system(
+            ctx, actor, BANK_SYSTEM, "开户银行对接网关（演示）", dept, [Role.WINDOW_CLERK]
+        )
+    else:  # the key file was lost: a new key replaces the unknown one
+        issued = rotate_system_key(ctx, actor, system)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(
+        json.dumps({"api_key": issued.api_key, "url": BANK_URL}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    return issued.api_key
 
 
 def _list_accounts(ctx: Context) -> None:

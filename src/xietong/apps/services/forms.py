@@ -11,8 +11,10 @@ an upstream matter's output (e.g. the 身份证号 the 公安局 assigns a newbo
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
@@ -29,14 +31,20 @@ _GB2260 = re.compile(r"^\d{6}$")
 checker = FormatChecker()
 
 
+# stdnum looks the region up in its number database each time; the same numbers come
+# back with every step of an application (each matter's form is checked when it starts)
+_ric_valid = lru_cache(maxsize=4096)(ric.is_valid)
+_uscc_valid = lru_cache(maxsize=4096)(uscc.is_valid)
+
+
 @checker.checks("cn-id-card")
 def _id_card(value: object) -> bool:
-    return not isinstance(value, str) or ric.is_valid(value)
+    return not isinstance(value, str) or _ric_valid(value)
 
 
 @checker.checks("cn-uscc")
 def _uscc(value: object) -> bool:
-    return not isinstance(value, str) or uscc.is_valid(value)
+    return not isinstance(value, str) or _uscc_valid(value)
 
 
 @checker.checks("cn-mobile")
@@ -106,7 +114,7 @@ def applicant_fields(schema: dict[str, Any]) -> dict[str, Any]:
 
 def errors_of(schema: dict[str, Any], data: object) -> list[dict[str, str]]:
     """Every violation as ``{field, message_zh, message_en}``, in a stable order."""
-    validator = Draft202012Validator(schema, format_checker=checker)
+    validator = _validator(json.dumps(schema, sort_keys=True, ensure_ascii=False))
     found: list[dict[str, str]] = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
         field = ".".join(str(part) for part in error.absolute_path)
@@ -127,6 +135,13 @@ def errors_of(schema: dict[str, Any], data: object) -> list[dict[str, str]]:
         zh = f"{title} 格式不正确" if error.validator == "format" else f"{title} 不符合要求"
         found.append({"field": field, "message_zh": zh, "message_en": f"{field}: {error.message}"})
     return found
+
+
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft202012Validator:
+    """One validator per distinct schema (keyed by its canonical text, so an edited
+    matter gets a new one)."""
+    return Draft202012Validator(json.loads(schema_json), format_checker=checker)
 
 
 def _title(schema: dict[str, Any], field: str) -> str:

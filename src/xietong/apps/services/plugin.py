@@ -81,6 +81,13 @@ def register_actions() -> None:
         "Handle sub-cases: approve, request supplements, refuse",
     )
     register_action(
+        "services.external.answer",
+        "department",
+        [Role.WINDOW_CLERK],
+        "外部系统回执办理结果（接入系统）",
+        "An external system answers for its matter (connected systems)",
+    )
+    register_action(
         "services.rating.give",
         "authenticated",
         [],
@@ -174,6 +181,13 @@ def cli_apps() -> list[tuple[str, Any]]:
     from xietong.apps.services.walkthrough import cli
 
     return [("services", cli)]
+
+
+@hookimpl
+def demo_commands() -> list[tuple[str, Any]]:
+    from xietong.apps.services.walkthrough import walkthrough
+
+    return [("walkthrough", walkthrough)]
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from xietong.apps.services import results
 from xietong.apps.services.events import MODULE, ApplicationDelivered, SubCaseChanged
@@ -40,6 +41,24 @@ def business_key(sub_case_id: int) -> str:
     return f"{BUSINESS_PREFIX}{sub_case_id}"
 
 
+def load_sub_cases(
+    session: Session, app: Application
+) -> list[tuple[SubCase, Matter, BundleMatter | None]]:
+    """An application's sub-cases with their matters and bundle links, in one query."""
+    stmt = (
+        select(SubCase, Matter, BundleMatter)
+        .join(Matter, Matter.id == SubCase.matter_id)
+        .outerjoin(
+            BundleMatter,
+            (BundleMatter.matter_id == SubCase.matter_id)
+            & (BundleMatter.bundle_id == app.bundle_id),
+        )
+        .where(SubCase.application_id == app.id)
+        .order_by(SubCase.position)
+    )
+    return [(sub, matter, link) for sub, matter, link in session.execute(stmt)]
+
+
 class Case:
     """An application with its sub-cases, matters and bundle links, loaded for one step."""
 
@@ -47,25 +66,34 @@ class Case:
         self.run = run
         self.session = run.session
         self.app = application
-        self.bundle = self.session.get_one(Bundle, application.bundle_id)
-        self.subs: list[SubCase] = list(
-            self.session.scalars(
-                select(SubCase)
-                .where(SubCase.application_id == application.id)
-                .order_by(SubCase.position)
-            )
-        )
-        ids = [s.matter_id for s in self.subs]
-        self.matters = {
-            m.id: m for m in self.session.scalars(select(Matter).where(Matter.id.in_(ids)))
-        }
-        self.links = {
-            bm.matter_id: bm
-            for bm in self.session.scalars(
-                select(BundleMatter).where(BundleMatter.bundle_id == application.bundle_id)
-            )
-        }
+        rows = load_sub_cases(self.session, application)
+        self.subs: list[SubCase] = [sub for sub, _m, _l in rows]
+        self.matters = {matter.id: matter for _s, matter, _l in rows}
+        self.links = {link.matter_id: link for _s, _m, link in rows if link is not None}
         self.by_code = {self.matters[s.matter_id].code: s for s in self.subs}
+        self._departments: dict[int, Department] | None = None
+        self._definitions: dict[str, Any] = {}
+
+    @property
+    def bundle(self) -> Bundle:
+        # only the notice needs it: most steps never read the bundle row
+        return self.session.get_one(Bundle, self.app.bundle_id)
+
+    def department(self, department_id: int) -> Department:
+        """The departments of the sub-cases, read once per step."""
+        if self._departments is None:
+            ids = {s.department_id for s in self.subs}
+            self._departments = {
+                d.id: d
+                for d in self.session.scalars(select(Department).where(Department.id.in_(ids)))
+            }
+        found = self._departments.get(department_id)
+        return found if found is not None else self.session.get_one(Department, department_id)
+
+    def definition(self, process_key: str) -> Any:
+        if process_key not in self._definitions:
+            self._definitions[process_key] = latest_definition(self.session, process_key)
+        return self._definitions[process_key]
 
     def matter(self, sub: SubCase) -> Matter:
         return self.matters[sub.matter_id]
@@ -123,35 +151,37 @@ def start(case: Case, sub: SubCase) -> None:
     from xietong.apps.services import forms
 
     matter = case.matter(sub)
-    sub.form = _fill(case, sub)
-    forms.validate(
-        matter.form_schema, sub.form, what_zh=f"“{matter.name}”申请表", what_en=matter.code
-    )
+    form = _fill(case, sub)
+    forms.validate(matter.form_schema, form, what_zh=f"“{matter.name}”申请表", what_en=matter.code)
     run = case.run
-    definition = latest_definition(run.session, matter.process_key)
+    definition = case.definition(matter.process_key)
+    dept = case.department(sub.department_id)
     now = clock.now()
-    sub.status = SubCaseStatus.PROCESSING.value
-    sub.started_at = now
-    dept = case.session.get_one(Department, sub.department_id)
     calendar = run.ctx.calendar
-    if calendar is not None:
-        sub.due_date = calendar.add_working_days(
-            to_local_date(now), matter.promised_days, dept.region_code
-        ).day
-    case.session.flush()
-    state = runtime.start_instance(
-        run,
-        definition,
-        graph_of(run.ctx.db, definition),
-        variables={
-            "application_number": case.app.number,
-            "sub_case_id": sub.id,
-            "matter_code": matter.code,
-        },
-        business_key=business_key(sub.id),
-        department_id=sub.department_id,
-    )
-    sub.instance_id = state.row.id
+    # no autoflush until the instance exists: the sub-case's changes go out in one UPDATE
+    with case.session.no_autoflush:
+        sub.form = form
+        sub.status = SubCaseStatus.PROCESSING.value
+        sub.started_at = now
+        if calendar is not None:
+            sub.due_date = calendar.add_working_days(
+                to_local_date(now), matter.promised_days, dept.region_code
+            ).day
+        state = runtime.start_instance(
+            run,
+            definition,
+            graph_of(run.ctx.db, definition),
+            variables={
+                "application_number": case.app.number,
+                "sub_case_id": sub.id,
+                "matter_code": matter.code,
+                # only this matter's fields: what a service task may send to another system
+                "form": form,
+            },
+            business_key=business_key(sub.id),
+            department_id=sub.department_id,
+        )
+        sub.instance_id = state.row.id
     case.changed(sub)
     if state.row.status == "completed":  # a process with no human step
         conclude(case, sub, dict(run.variables(state)).get("outputs") or {}, None, "system")
@@ -211,7 +241,7 @@ def conclude(
     sub.opinion = opinion
     sub.ended_at = now
     sub.handled_by = by
-    dept = case.session.get_one(Department, sub.department_id)
+    dept = case.department(sub.department_id)
     results.issue(
         case.run.ctx,
         case.session,
@@ -277,18 +307,18 @@ def deliver_if_done(case: Case) -> None:
     if any(s.status in OPEN_SUB_CASE for s in case.subs):
         return
     now: datetime = clock.now()
+    bundle_name = case.bundle.name
     concluded = [s for s in case.subs if s.status == SubCaseStatus.CONCLUDED]
     refused = [s for s in case.subs if s.status != SubCaseStatus.CONCLUDED]
-    names = dict(case.session.execute(select(Department.id, Department.name)).all())
     content = {
         "kind": "notice",
         "application_number": case.app.number,
-        "bundle": case.bundle.name,
+        "bundle": bundle_name,
         "applicant": case.app.applicant_name,
         "results": [
             {
                 "matter": case.matter(s).name,
-                "department": names.get(s.department_id, ""),
+                "department": case.department(s.department_id).name,
                 "outputs": {o["title"]: s.outputs.get(o["name"]) for o in case.matter(s).outputs},
             }
             for s in concluded
@@ -297,7 +327,7 @@ def deliver_if_done(case: Case) -> None:
         "delivered_at": rfc3339(now),
     }
     doc = results.issue(
-        case.run.ctx, case.session, case.app.id, None, f"{case.bundle.name}办结通知书", content
+        case.run.ctx, case.session, case.app.id, None, f"{bundle_name}办结通知书", content
     )
     case.session.flush()
     case.app.status = (
@@ -314,8 +344,8 @@ def deliver_if_done(case: Case) -> None:
     tell_applicant(
         case,
         "services.application.delivered",
-        f"办件已办结，结果一次送达：{case.bundle.name}",
-        f"Your application is complete, all results together: {case.bundle.name}",
+        f"办件已办结，结果一次送达：{bundle_name}",
+        f"Your application is complete, all results together: {bundle_name}",
     )
 
 

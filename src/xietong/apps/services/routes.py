@@ -19,6 +19,7 @@ from xietong.apps.services import (
     applications,
     bundles,
     catalogue,
+    external,
     files,
     ratings,
     results,
@@ -51,6 +52,7 @@ Rater = _actor("services.rating.give")
 Rectifier = _actor("services.rectification.handle")
 StatsReader = _actor("services.statistics.read")
 Verifier = _actor("services.document.verify")
+ExternalSystem = _actor(external.ACTION)
 
 
 class Strict(BaseModel):
@@ -398,6 +400,28 @@ def request_supplement(
         ctx, actor, sub_case_id, reason=body.reason, fields=body.fields, materials=body.materials
     )
     return asdict(workbench.get_sub_case(ctx, actor, sub_case_id))
+
+
+class ExternalAnswerIn(Strict):
+    reference: str = Field(max_length=200)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    refused: bool = False
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/external-answers")
+def external_answer(body: ExternalAnswerIn, ctx: CtxDep, actor: ExternalSystem) -> Any:
+    """An external system (X-API-Key of a connected system) answers for its matter."""
+    return asdict(
+        external.answer(
+            ctx,
+            actor,
+            body.reference,
+            outputs=body.outputs,
+            refused=body.refused,
+            reason=body.reason,
+        )
+    )
 
 
 # -- 好差评 follow-up and statistics --

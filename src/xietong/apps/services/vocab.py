@@ -109,3 +109,7 @@ def rating_level(value: object) -> int | None:
 class RectificationStatus(StrEnum):
     OPEN = "open"
     DONE = "done"
+
+
+# the message an external system's answer delivers to a matter's process (ADR 0042)
+EXTERNAL_ANSWER_MESSAGE = "services.external_answer"

@@ -1,11 +1,14 @@
-"""``xietong services walkthrough --base-url URL``: 出生一件事 through the public REST
-API, as any integrator would drive it — log in, upload materials, apply once, each
-department's clerk concludes their sub-case, the results arrive together, the citizen
-verifies the notice's signature and rates. Each step is printed; exit 0 when the
-citizen holds every result.
+"""``xietong demo walkthrough --base-url URL`` (also ``xietong services walkthrough``):
+出生一件事 through the public REST API, as any integrator would drive it — log in,
+upload materials, apply once, each department's clerk concludes their sub-case, the
+results arrive together, the citizen verifies the notice's signature and rates. Each
+step is printed; exit 0 when the citizen holds every result.
 
 It needs a server with the demo loaded (``xietong serve --demo``). Every run applies
 again with a new Idempotency-Key, so it can be repeated.
+
+The group also holds ``xietong services bank-simulator``, the bank of 企业开办一件事
+(``bank.py``).
 """
 
 from __future__ import annotations
@@ -199,3 +202,69 @@ def walkthrough(
         typer.echo(f"失败 / failed: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"完成：{number} 的全部结果已一次送达 / done: all results delivered together")
+
+
+@cli.command("bank-simulator")
+def bank_simulator(
+    base_url: str = typer.Option(
+        "http://127.0.0.1:8000", "--base-url", help="平台地址 / the platform's URL"
+    ),
+    listen: str = typer.Option(
+        "", "--listen", help="监听地址 host:port（默认取演示流程中的银行地址）/ host:port"
+    ),
+    delay: float = typer.Option(3.0, "--delay", help="几秒后回执 / answer after seconds"),
+    never_answer: bool = typer.Option(
+        False, "--never-answer", help="只受理不回执（演示超时转人工）/ accept, never answer"
+    ),
+    api_key: str = typer.Option(
+        "", "--api-key", help="银行接入系统的 API 密钥（默认取演示数据目录）/ the bank's API key"
+    ),
+    secret: str = typer.Option(
+        "", "--secret", help="Webhook 密钥 whsec_…（默认由本机密钥推导）/ webhook secret"
+    ),
+) -> None:
+    """模拟开户银行：接收签名 Webhook，稍后经 API 回执 / simulate the bank of 企业开办."""
+    import json
+
+    from xietong.apps.services import bank, demo
+    from xietong.config import get_settings
+    from xietong.kernel.context import open_context
+    from xietong.kernel.workflow.services import webhook_secret
+
+    def fail(zh: str, en: str, code: int = 2) -> None:
+        typer.echo(f"错误：{zh}\nerror: {en}", err=True)
+        raise typer.Exit(code)
+
+    host, _, port = listen.rpartition(":")
+    if listen and (not host or not port.isdigit() or not 0 < int(port) < 65536):
+        fail(f"监听地址应为 host:port：{listen}", f"--listen must be host:port: {listen}")
+    url = httpx.URL(f"http://{listen}/accounts" if listen else demo.BANK_URL)
+    if not api_key or not secret:
+        try:
+            ctx = open_context(get_settings())
+        except Exception as error:  # no keys or no database: not initialised here
+            fail(
+                "无法打开本机数据目录（请先运行 xietong demo，或给出 --secret 与 --api-key）："
+                f"{error}",
+                f"cannot open the data dir (run xietong demo, or pass --secret and --api-key): "
+                f"{error}",
+            )
+        try:
+            secret = secret or webhook_secret(ctx, str(url))
+            path = demo.bank_file(ctx)
+        finally:
+            ctx.close()
+        if not api_key:
+            if not path.is_file():
+                fail(
+                    f"没有 {path}，请先运行 xietong demo 或给出 --api-key",
+                    f"{path} missing; run xietong demo or pass --api-key",
+                )
+            api_key = json.loads(path.read_text(encoding="utf-8"))["api_key"]
+    simulator = bank.BankSimulator(secret, delay_s=delay, answers=not never_answer)
+    try:
+        bank.serve(simulator, url.host, url.port or 80, base_url, api_key, echo=typer.echo)
+    except OSError as error:  # the port is taken, the address is not ours
+        fail(f"无法监听 {url.host}:{url.port}：{error}", f"cannot listen: {error}", 1)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

@@ -32,14 +32,14 @@ from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow._ops import finish_task, holder, require_status
 from xietong.kernel.workflow._run import Run
 from xietong.kernel.workflow.events import InstanceSuspended
-from xietong.kernel.workflow.store import WfTask
+from xietong.kernel.workflow.store import WfInstance, WfTask
 
 HANDLE = "services.sub_case.handle"
 READ = "services.sub_case.read"
 MAX_TEXT = 2000
 
 
-def _guard(sub: SubCase) -> Resource:
+def guard(sub: SubCase) -> Resource:
     return Resource(kind="services.sub_case", department_id=sub.department_id, id=sub.id)
 
 
@@ -72,19 +72,22 @@ class SubCaseDetail:
     task_id: int | None
     step: str | None  # the open task's name (受理审查, 审批决定 …)
     can_act: bool
+    awaiting_external: bool = False  # no task: a system (e.g. the bank) is at work
 
 
 def _items(session: Session, stmt: Any) -> list[WorkItem]:
-    names = dict(session.execute(select(Department.id, Department.name)).all())
+    stmt = stmt.add_columns(Department.name).join(
+        Department, Department.id == SubCase.department_id
+    )
     out: list[WorkItem] = []
-    for sub, app, matter in session.execute(stmt):
+    for sub, app, matter, department_name in session.execute(stmt):
         out.append(
             WorkItem(
                 sub.id,
                 app.number,
                 matter.code,
                 matter.name,
-                names.get(sub.department_id, ""),
+                department_name,
                 sub.status,
                 SUB_CASE_STATUS_ZH[SubCaseStatus(sub.status)],
                 app.applicant_name,
@@ -138,7 +141,7 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
         sub = session.get(SubCase, sub_case_id)
         if sub is None:
             raise NotFound.of("子件", "Sub-case", sub_case_id)
-        authorize(actor, READ, _guard(sub))
+        authorize(actor, READ, guard(sub))
         app = session.get_one(Application, sub.application_id)
         matter = session.get_one(Matter, sub.matter_id)
         stmt = (
@@ -167,6 +170,14 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
         task = _open_task(session, sub)
         from xietong.kernel.access import can
 
+        # no task, yet the process runs: a system is at work (the bank's webhook, its answer)
+        instance = session.get(WfInstance, sub.instance_id) if sub.instance_id else None
+        awaiting = (
+            task is None
+            and sub.status == SubCaseStatus.PROCESSING
+            and instance is not None
+            and instance.status == "running"
+        )
         return SubCaseDetail(
             item=item,
             form_schema=matter.form_schema,
@@ -181,8 +192,9 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
             step=task.name if task else None,
             can_act=sub.status == SubCaseStatus.PROCESSING
             and task is not None
-            and can(actor, HANDLE, _guard(sub))
+            and can(actor, HANDLE, guard(sub))
             and _may_hold(session, actor, task),
+            awaiting_external=awaiting,
         )
 
 
@@ -213,18 +225,25 @@ def material_bytes(
 
 def _load(uow: UnitOfWork, sub_case_id: int) -> tuple[Run, progress.Case, SubCase]:
     session = uow.session
-    sub = session.get(SubCase, sub_case_id)
-    if sub is None:
+    stmt = (
+        select(SubCase, Application)
+        .join(Application, Application.id == SubCase.application_id)
+        .where(SubCase.id == sub_case_id)
+    )
+    if not uow.ctx.db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
+        stmt = stmt.with_for_update(of=Application)
+    found = session.execute(stmt).first()
+    if found is None:
         raise NotFound.of("子件", "Sub-case", sub_case_id)
-    authorize(uow.actor, HANDLE, _guard(sub))
-    app = session.get_one(Application, sub.application_id, with_for_update=not uow.ctx.db.is_sqlite)
+    sub, app = found
+    authorize(uow.actor, HANDLE, guard(sub))
     run = Run(uow)
     case = progress.Case(run, app)
     sub = next(s for s in case.subs if s.id == sub_case_id)
     return run, case, sub
 
 
-def _require_processing(sub: SubCase) -> None:
+def require_processing(sub: SubCase) -> None:
     if sub.status == SubCaseStatus.SUPPLEMENT:
         raise Conflict(
             "该事项正在等待申请人补正",
@@ -262,7 +281,7 @@ def approve(
     opinion = _text(opinion, "审批意见", "Opinion", required=False)
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
-        _require_processing(sub)
+        require_processing(sub)
         matter = case.matter(sub)
         cleaned = progress.check_outputs(matter, outputs or {})
         task = _open_task(uow.session, sub)
@@ -308,7 +327,7 @@ def refuse(ctx: Context, actor: Actor, sub_case_id: int, *, kind: str, reason: s
     text = _text(reason, "理由", "A reason", required=True) or ""
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
-        _require_processing(sub)
+        require_processing(sub)
         if sub.instance_id is not None:
             state = run.instance(sub.instance_id)
             if state.row.status in ("running", "suspended"):
@@ -346,7 +365,7 @@ def request_supplement(
         )
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
-        _require_processing(sub)
+        require_processing(sub)
         matter = case.matter(sub)
         own_fields = set(matter.form_schema.get("properties", {}))
         own_materials = {m["code"] for m in matter.materials}

@@ -1,0 +1,156 @@
+"""Answers of external systems: a matter handled outside the platform (the bank that
+opens an enterprise's account) answers later through the API.
+
+The matter's process sends the request as a signed webhook (a service task) and then
+waits at a message catch named ``MESSAGE`` whose correlation key is the *reference*
+``<application number>/<matter code>``. The external system, registered as a connected
+system (接入系统) of the matter's department, answers with its API key; the answer's
+outputs are checked against the matter's declared outputs *before* anything moves, then
+the waiting token is correlated and — when that ends the matter's process — the
+sub-case concludes, all in one transaction.
+
+A wrong key, a person instead of a system, another department's system, an unknown
+reference, bad outputs, or a matter that is no longer waiting (the bank answered after
+its time ran out and a clerk took over) are refused and change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from xietong.apps.services import progress
+from xietong.apps.services.models import Application, Matter, SubCase
+from xietong.apps.services.vocab import (
+    EXTERNAL_ANSWER_MESSAGE,
+    REFUSAL_ZH,
+    RefusalKind,
+    SubCaseStatus,
+)
+from xietong.apps.services.workbench import MAX_TEXT, guard, require_processing
+from xietong.kernel.access import Actor, authorize
+from xietong.kernel.context import Context
+from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
+from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workflow import runtime
+from xietong.kernel.workflow._run import Run
+from xietong.kernel.workflow.store import WfInstance, WfToken
+
+ACTION = "services.external.answer"
+MESSAGE = EXTERNAL_ANSWER_MESSAGE
+
+
+def reference(application_number: str, matter_code: str) -> str:
+    return f"{application_number}/{matter_code}"
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    reference: str
+    sub_case_id: int
+    status: str  # the sub-case's status after the answer
+
+
+def _split(ref: str) -> tuple[str, str]:
+    number, _, code = (ref or "").strip().partition("/")
+    if not number or not code or len(ref) > 200:
+        raise InvalidInput(
+            "业务编号格式应为“办件编号/事项编码”",
+            "reference must be '<application number>/<matter code>'",
+            code="invalid_reference",
+        )
+    return number, code
+
+
+def answer(
+    ctx: Context,
+    actor: Actor,
+    ref: str,
+    *,
+    outputs: dict[str, Any] | None = None,
+    refused: bool = False,
+    reason: str | None = None,
+) -> AnswerResult:
+    """The external system's answer: outputs (办结) or a refusal with a reason."""
+    authorize(actor, ACTION)
+    if actor.kind != "system":
+        raise Forbidden(
+            "仅接入系统（API 密钥）可提交外部办理结果",
+            "Only a connected system (API key) may answer for an external system",
+            code="not_a_connected_system",
+        )
+    number, code = _split(ref)
+    text = (reason or "").strip()
+    if refused and not text:
+        raise InvalidInput("请填写不予办理的理由", "A reason is required", code="reason_required")
+    if len(text) > MAX_TEXT:
+        raise InvalidInput("理由过长", "Reason too long", code="text_too_long")
+    with UnitOfWork(ctx, actor) as uow:
+        session = uow.session
+        found = session.execute(
+            select(SubCase.id, SubCase.department_id)
+            .join(Application, Application.id == SubCase.application_id)
+            .join(Matter, Matter.id == SubCase.matter_id)
+            .where(Application.number == number, Matter.code == code)
+        ).first()
+        if found is None:
+            raise NotFound(
+                f"没有该业务：{ref}", f"No such reference: {ref}", code="unknown_reference"
+            )
+        sub = session.get_one(SubCase, found.id)
+        authorize(actor, ACTION, guard(sub))
+        app = session.get_one(Application, sub.application_id, with_for_update=not ctx.db.is_sqlite)
+        run = Run(uow)
+        case = progress.Case(run, app)
+        sub = next(s for s in case.subs if s.id == found.id)
+        require_processing(sub)
+        matter = case.matter(sub)
+        cleaned = {} if refused else progress.check_outputs(matter, outputs or {})
+        token = _waiting(run, sub, ref)
+        state = run.instance(token.instance_id)
+        run.require_active(state)
+        root = run.instance(sub.instance_id) if sub.instance_id is not None else state
+        if refused:
+            runtime.end_instance(run, root, "terminated", reason=REFUSAL_ZH[RefusalKind.PERMISSION])
+            progress.refuse(case, sub, RefusalKind.PERMISSION, text, actor.label)
+        else:
+            run.set_variables(state, {"outputs": cleaned})
+            run.history(state, "message.received", node_id=token.node_id, token=token)
+            runtime.drive(run, state, runtime.leave(run, state, token))
+            if root.row.status == "completed":
+                progress.conclude(case, sub, cleaned, None, actor.label)
+        uow.record(
+            "services.sub_case.external_answer",
+            f"services.sub_case:{sub.id}",
+            {"reference": ref, "refused": refused, "outputs": sorted(cleaned)},
+        )
+        run.finish()
+        uow.commit()
+        return AnswerResult(ref, sub.id, sub.status)
+
+
+def _waiting(run: Run, sub: SubCase, ref: str) -> WfToken:
+    """The token of this sub-case's process (or its called exchange) waiting for the answer."""
+    token = run.session.scalars(
+        select(WfToken)
+        .join(WfInstance, WfInstance.id == WfToken.instance_id)
+        .where(
+            WfInstance.business_key == progress.business_key(sub.id),
+            WfToken.message_name == MESSAGE,
+            WfToken.correlation == ref,
+            WfToken.status == "waiting",
+        )
+        .order_by(WfToken.id)
+        .limit(1)
+        .execution_options(populate_existing=True)
+    ).first()
+    if token is None:
+        raise Conflict(
+            "该事项当前不在等待外部系统回执（可能已超时转人工办理）",
+            "The matter is not waiting for this answer (it may have timed out to a clerk)",
+            code="not_awaiting_answer",
+            details={"status": SubCaseStatus(sub.status).value},
+        )
+    return token
