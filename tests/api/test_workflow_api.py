@@ -224,8 +224,13 @@ def test_operations_through_the_api(world: World) -> None:
     assert jumped.status_code == 200, jumped.text
     ended = world.client.post(f"{instance}/terminate", json={"reason": "撤件"}, headers=head)
     assert ended.json()["status"] == "terminated"
-    # clerk_b (another department, no task there now) cannot read the instance
-    hidden = world.client.get(instance, headers=world.token("clerk_b"))
+    # clerk_b got a copy (抄送), so reads it; a colleague of clerk_b with no task, no
+    # copy and no part in it cannot
+    assert world.client.get(instance, headers=world.token("clerk_b")).status_code == 200
+    op = operator_actor("test")
+    colleague = service.add_user(world.ctx, op, "clerk_b2", "B2", "secret")
+    service.grant_membership(world.ctx, op, colleague.id, world.dept_b, Role.WINDOW_CLERK)
+    hidden = world.client.get(instance, headers=world.token("clerk_b2"))
     assert hidden.status_code == 404
 
 
