@@ -17,9 +17,11 @@ all 12,913 texts, IDF-weighted mean vectors, a logistic-regression head), ``weak
 (replies.csv's answering department mapped to a category as a weak label),
 ``weak-agree`` (only the weak labels the fold's SVM agrees with), ``self`` (self-training
 on the 20% most confident unlabelled messages), ``combiners`` (gradient-boosted
-combiner; auto-dispatch ranked by a correctness model), ``knn`` (a cosine k-NN head).
-``w2v`` needs gensim (``pip install gensim``), the others only the project's own
-dependencies. It takes 30–60 minutes of one core for all of them.
+combiner; auto-dispatch ranked by a correctness model), ``knn`` (a cosine k-NN head),
+``views`` (extra heads on the title alone, and on the message without the title block).
+``w2v`` needs gensim (``pip install gensim``; its vectors vary slightly from run to
+run unless PYTHONHASHSEED is fixed), the others only the project's own dependencies.
+All of them take 30–60 minutes of one core.
 """
 
 from __future__ import annotations
@@ -328,6 +330,23 @@ def run_knn(lab: Lab, neighbours: int = 10) -> list[dict[str, Any]]:
     ]
 
 
+def run_views(lab: Lab) -> list[dict[str, Any]]:
+    title_svm = lab.head(HeadSpec("title-svm", ("title",), "svm", 1.0))
+    title_cnb = lab.head(HeadSpec("title-cnb", ("title",), "cnb", 0.1))
+    body_svm = lab.head(HeadSpec("char-word-svm", ("char", "word"), "svm", 1.0))
+    return [
+        lab.score("the model + a title-only SVM head", lab.stack([*lab.base(), title_svm])),
+        lab.score(
+            "the model + title-only SVM and CNB heads",
+            lab.stack([*lab.base(), title_svm, title_cnb]),
+        ),
+        lab.score(
+            "the model + char+word SVM (no title block) + title-only SVM",
+            lab.stack([*lab.base(), body_svm, title_svm]),
+        ),
+    ]
+
+
 EXPERIMENTS: dict[str, Callable[[Lab], list[dict[str, Any]]]] = {
     "base": run_base,
     "w2v": run_w2v,
@@ -336,6 +355,7 @@ EXPERIMENTS: dict[str, Callable[[Lab], list[dict[str, Any]]]] = {
     "self": run_self,
     "combiners": run_combiners,
     "knn": run_knn,
+    "views": run_views,
 }
 
 
