@@ -18,7 +18,8 @@ all 12,913 texts, IDF-weighted mean vectors, a logistic-regression head), ``weak
 ``weak-agree`` (only the weak labels the fold's SVM agrees with), ``self`` (self-training
 on the 20% most confident unlabelled messages), ``combiners`` (gradient-boosted
 combiner; auto-dispatch ranked by a correctness model), ``knn`` (a cosine k-NN head),
-``views`` (extra heads on the title alone, and on the message without the title block).
+``views`` (extra heads on the title alone, and on the message without the title block),
+``min-df`` (the same model over terms seen in at least 3 or 5 texts: a smaller file).
 ``w2v`` needs gensim (``pip install gensim``; its vectors vary slightly from run to
 run unless PYTHONHASHSEED is fixed), the others only the project's own dependencies.
 All of them take 30–60 minutes of one core.
@@ -33,6 +34,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +124,9 @@ class Lab:
         self.classes = sorted({row["label"] for row in self.train})
         self.y = np.array([self.classes.index(row["label"]) for row in self.train])
         self.k = len(self.classes)
-        every = [*self.train, *self.unlabelled]
-        log(f"fitting the feature blocks on {len(every)} texts")
-        self.blocks = {s.name: Block.fit_transform(s, every)[1] for s in DEFAULT_BLOCKS}
+        self.texts = [*self.train, *self.unlabelled]
+        log(f"fitting the feature blocks on {len(self.texts)} texts")
+        self.blocks = {s.name: Block.fit_transform(s, self.texts)[1] for s in DEFAULT_BLOCKS}
         self.folds = list(
             StratifiedKFold(FOLDS, shuffle=True, random_state=SEED).split(np.zeros(self.n), self.y)
         )
@@ -347,6 +349,27 @@ def run_views(lab: Lab) -> list[dict[str, Any]]:
     ]
 
 
+def run_min_df(lab: Lab) -> list[dict[str, Any]]:
+    """The same model over a smaller vocabulary: terms seen in at least 3 or 5 texts."""
+    results, full = [], lab.blocks
+    try:
+        for min_df in (3, 5):
+            lab.blocks = {
+                spec.name: Block.fit_transform(replace(spec, min_df=min_df), lab.texts)[1]
+                for spec in DEFAULT_BLOCKS
+            }
+            columns = sum(m.shape[1] for m in lab.blocks.values())
+            parts = [lab.head(spec) for spec in DEFAULT_HEADS]
+            results.append(
+                lab.score(
+                    f"the model, terms in >= {min_df} texts ({columns:,} columns)", lab.stack(parts)
+                )
+            )
+    finally:
+        lab.blocks = full
+    return results
+
+
 EXPERIMENTS: dict[str, Callable[[Lab], list[dict[str, Any]]]] = {
     "base": run_base,
     "w2v": run_w2v,
@@ -356,6 +379,7 @@ EXPERIMENTS: dict[str, Callable[[Lab], list[dict[str, Any]]]] = {
     "combiners": run_combiners,
     "knn": run_knn,
     "views": run_views,
+    "min-df": run_min_df,
 }
 
 
