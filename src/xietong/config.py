@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     )
     worker_poll_s: float = Field(default=1.0, gt=0)
     language: Literal["zh-CN", "en"] = "zh-CN"
+    hotline_intake_rate_public: str = Field(
+        default="5/minute;30/hour",
+        description="hotline tickets a visitor may submit, per client IP (limits syntax)",
+    )
+    hotline_intake_rate_agent: str = Field(
+        default="600/minute",
+        description="hotline tickets per signed-in agent or connected system",
+    )
     timezone: str = Field(
         default="Asia/Shanghai",
         description="IANA zone in which pages show times and dates (stored times are UTC)",
@@ -72,6 +80,17 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"unknown time zone {value!r}") from error
+        return value
+
+    @field_validator("hotline_intake_rate_public", "hotline_intake_rate_agent")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit like '5/minute;30/hour': {value!r}") from error
         return value
 
     @field_validator("data_dir")

@@ -118,7 +118,7 @@ def test_request_from_intake_to_rating(page, hotline_server) -> None:
     assert "现场.png" in page.content()
     screenshot(page, "hotline-dispatched")
 
-    # 3. the department accepts and replies; it sees the full phone number
+    # 3. the department accepts and replies; it may reveal the full phone number
     _logout(page)
     login(page, base, CLERKS[department])
     page.wait_for_url(f"{base}/")
@@ -126,7 +126,11 @@ def test_request_from_intake_to_rating(page, hotline_server) -> None:
     assert number in page.locator("#inbox").inner_text()
     screenshot(page, "hotline-inbox")
     page.click(f"#inbox a:text('{number}')")
+    assert page.locator("#contact").inner_text() == "139****5678"
+    page.click("#reveal-contact")  # an audited reveal, shown on that page only
     assert page.locator("#contact").inner_text() == "13912345678"
+    assert page.locator("#contact-name").inner_text() == "张晓明"
+    screenshot(page, "hotline-contact-revealed")
     page.click("#accept-form button[type=submit]")
     page.wait_for_selector("#reply-form")
     assert page.locator("#ticket-status").inner_text() == "办理中"

@@ -38,10 +38,11 @@ def test_confident_ticket_is_dispatched_automatically(hotline: Hotline) -> None:
     ticket = detail.json()["ticket"]
     assert ticket["department_code"] == "hb" and ticket["category"] == "环境保护"
     assert ticket["type"] == "complaint"  # no type given: 扰民 makes it a complaint
-    # the dispatcher sees the contact masked; the handling department sees it in full
+    # the dispatcher sees the contact masked; the handling department may reveal it
     assert ticket["contact"] == "139****1111" and ticket["contact_name"] == "张*"
+    assert ticket["can_reveal_contact"] is False
     handler = h.client.get(f"/api/v1/hotline/tickets/{number}", headers=h.login("hb_clerk"))
-    assert handler.json()["ticket"]["contact"] == "13900001111"
+    assert handler.json()["ticket"]["can_reveal_contact"] is True
     [decision] = detail.json()["dispatches"]
     assert decision["mode"] == "auto" and decision["model_version"] == MODEL_VERSION
     assert decision["confidence"] == 0.99

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -51,6 +52,7 @@ from xietong.apps.hotline.events import (
     TicketReplied,
     TicketSentBack,
 )
+from xietong.apps.hotline.intake import CONTACT_AD
 from xietong.apps.hotline.models import (
     Correction,
     Dispatch,
@@ -68,7 +70,7 @@ from xietong.apps.hotline.vocab import (
     by_label,
 )
 from xietong.kernel import clock
-from xietong.kernel.access import Actor, authorize
+from xietong.kernel.access import Actor, authorize, get_action
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
@@ -78,6 +80,47 @@ MAX_EXTENSION_HOURS = 70  # ten working days
 
 def _subject(ticket: Ticket) -> str:
     return f"hotline.ticket:{ticket.number}"
+
+
+def is_handler(actor: Actor, ticket: Ticket) -> bool:
+    """The actor holds a handling role in the department the ticket is dispatched to."""
+    return ticket.department_id is not None and ticket.department_id in actor.departments_for(
+        get_action(HANDLE).roles
+    )
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    phone: str
+
+
+def reveal_contact(ctx: Context, actor: Actor, number: str) -> Contact:
+    """The citizen's name and phone in full, for the handling department only.
+
+    Every reveal is an audit leaf (who, whose ticket, when — the leaf holds the mask, not
+    the number), like the kernel's ``reveal_person_id_number``: views show only the mask.
+    """
+    authorize(actor, HANDLE)
+    with UnitOfWork(ctx, actor) as uow:
+        ticket = load_ticket(uow.session, number)
+        if not is_handler(actor, ticket):
+            raise Forbidden(
+                "只有承办部门可以查看市民的完整联系方式",
+                "Only the handling department may see the citizen's full contact",
+                code="not_handler",
+            )
+        phone = ctx.keys.decrypt(ticket.contact_cipher, CONTACT_AD).decode("ascii")
+        uow.record(
+            "hotline.ticket.reveal_contact",
+            _subject(ticket),
+            {
+                "contact_masked": ticket.contact_masked,
+                "department": department_code(uow.session, ticket.department_id),
+            },
+        )
+        uow.commit()
+    return Contact(ticket.contact_name, phone)
 
 
 def _pending_dispatch(session, ticket: Ticket) -> Dispatch | None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from xietong.api.deps import current_actor, get_ctx
-from xietong.apps.hotline import dispatch, handling, intake, knowledge, queries, vocab
+from xietong.api.errors import wants_html
+from xietong.apps.hotline import dispatch, handling, intake, knowledge, queries, throttle, vocab
 from xietong.apps.hotline._common import (
     DISPATCH,
     EXTENSION_DECIDE,
@@ -35,7 +36,7 @@ from xietong.apps.hotline._common import (
 from xietong.kernel.access import Actor, authorize, can
 from xietong.kernel.clock import CST
 from xietong.kernel.context import Context
-from xietong.kernel.errors import InvalidInput, XietongError
+from xietong.kernel.errors import InvalidInput, RateLimited, XietongError
 from xietong.kernel.org import service as org
 from xietong.kernel.org.models import Region
 from xietong.web.rendering import check_csrf, language, render
@@ -55,6 +56,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "decide_extension": ("延期审批", "Extension decision"),
     "follow_up": ("回访", "Follow-up"),
     "merge": ("合并", "Merge"),
+    "reveal_contact": ("查看完整联系方式", "Show full contact"),
 }
 STEP_NAMES: dict[str, tuple[str, str]] = {
     "intake": ("受理登记", "Taken in"),
@@ -191,9 +193,13 @@ async def new_ticket_submit(
     )
     try:
         check_csrf(request, csrf_token)
+        throttle.check_intake(request, ctx, actor)
         result = await run_in_threadpool(intake.submit_ticket, ctx, actor, data, portal=not agent)
     except XietongError as error:
-        return _page(
+        limited = isinstance(error, RateLimited)
+        if limited and not wants_html(request):
+            raise  # the JSON error (429, Retry-After) of api/errors.py
+        page = _page(
             request,
             "hotline/new.html",
             status_code=error.status,
@@ -202,6 +208,9 @@ async def new_ticket_submit(
             districts=_districts(ctx, actor),
             form=data.__dict__,
         )
+        if limited:
+            page.headers["Retry-After"] = str(error.details["retry_after_s"])
+        return page
     assert result.citizen_token is not None
     _remember(request, result.number, result.citizen_token)
     if agent:
@@ -327,7 +336,7 @@ def _operations(actor: Actor, detail: queries.TicketDetail) -> list[str]:
     ticket = detail.ticket
     ops: list[str] = []
     dispatcher = can(actor, DISPATCH)
-    handler = ticket.contact_revealed and can(actor, HANDLE)
+    handler = ticket.can_reveal_contact and can(actor, HANDLE)
     if dispatcher and ticket.status in ("pending_dispatch", "dispatched"):
         ops.append("dispatch")
     if dispatcher and ticket.status == "pending_dispatch":
@@ -357,6 +366,7 @@ def _ticket_page(
     *,
     error: str | None = None,
     status_code: int = 200,
+    contact: handling.Contact | None = None,
 ) -> Response:
     detail = queries.get_ticket(ctx, actor, number)
     ops = _operations(actor, detail)
@@ -373,6 +383,7 @@ def _ticket_page(
         reply_suggestions=suggestions,
         departments=org.list_departments(ctx, actor) if "dispatch" in ops else [],
         error=error,
+        contact=contact,
     )
 
 
@@ -437,6 +448,7 @@ def ticket_operation(
         ),
         "follow_up": lambda: handling.rate(ctx, actor, number, rating, note=note),
         "merge": lambda: handling.merge(ctx, actor, number, into),
+        "reveal_contact": lambda: handling.reveal_contact(ctx, actor, number),
     }
     try:
         check_csrf(request, csrf_token)
@@ -444,7 +456,10 @@ def ticket_operation(
             raise InvalidInput(
                 f"未知操作：{op}", f"Unknown operation: {op}", code="unknown_operation"
             )
-        actions[op]()
+        result = actions[op]()
+        if op == "reveal_contact":
+            # shown on this response only: a reload shows the mask again
+            return _ticket_page(request, ctx, actor, number, contact=result)
     except XietongError as error:
         return _ticket_page(
             request, ctx, actor, number, error=error.message(lang), status_code=error.status

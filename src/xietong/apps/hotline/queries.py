@@ -2,9 +2,10 @@
 inbox), the citizen's view, and the hotline centre's overview.
 
 Who sees what: dispatchers, supervisors and administrators see every ticket; a
-department's staff see the tickets dispatched to it. The citizen's phone is masked in
-every view except the handling department's (it calls the citizen back); the citizen
-sees their own ticket through the key they got at intake.
+department's staff see the tickets dispatched to it. The citizen's phone and name are
+masked in every view; the handling department reads them in full through
+``handling.reveal_contact``, which writes an audit leaf (ADR 0060); the citizen sees
+their own ticket through the key they got at intake.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from xietong.apps.hotline._common import DISPATCH, HANDLE, READ, STATS, guarded, load_ticket
+from xietong.apps.hotline._common import DISPATCH, READ, STATS, guarded, load_ticket
 from xietong.apps.hotline.dispatch import RouteTable, Suggestion, suggestions
-from xietong.apps.hotline.handling import token_matches
-from xietong.apps.hotline.intake import CONTACT_AD
+from xietong.apps.hotline.handling import is_handler, token_matches
 from xietong.apps.hotline.models import (
     Attachment,
     Dispatch,
@@ -43,14 +43,6 @@ def sees_all(actor: Actor) -> bool:
     return actor.is_admin or can(actor, DISPATCH) or can(actor, STATS)
 
 
-def handling_departments(actor: Actor) -> frozenset[int]:
-    return actor.departments_for(get_action(HANDLE).roles)
-
-
-def is_handler(actor: Actor, ticket: Ticket) -> bool:
-    return ticket.department_id is not None and ticket.department_id in handling_departments(actor)
-
-
 @dataclass(frozen=True)
 class TicketView:
     number: str
@@ -62,9 +54,9 @@ class TicketView:
     place: str
     district_code: str | None
     district_name: str | None
-    contact_name: str
-    contact: str  # masked, except for the handling department
-    contact_revealed: bool
+    contact_name: str  # masked (张*): the full contact only through reveal_contact
+    contact: str  # masked (139****1111)
+    can_reveal_contact: bool  # the viewer handles the ticket (handling.reveal_contact)
     category: str | None
     department_code: str | None
     department_name: str | None
@@ -176,12 +168,7 @@ def _views(
     now = clock.now()
     views = []
     for t in tickets:
-        reveal = actor is not None and is_handler(actor, t)
-        contact = (
-            ctx.keys.decrypt(t.contact_cipher, CONTACT_AD).decode("ascii")
-            if reveal
-            else t.contact_masked
-        )
+        handler = actor is not None and is_handler(actor, t)
         dept = depts.get(t.department_id) if t.department_id else None
         views.append(
             TicketView(
@@ -194,9 +181,9 @@ def _views(
                 t.place,
                 t.district_code,
                 regions.get(t.district_code) if t.district_code else None,
-                t.contact_name if reveal else _mask_name(t.contact_name),
-                contact,
-                reveal,
+                _mask_name(t.contact_name),
+                t.contact_masked,
+                handler,
                 t.category,
                 dept.code if dept else None,
                 (dept.short_name or dept.name) if dept else None,

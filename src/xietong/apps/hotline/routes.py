@@ -13,12 +13,12 @@ import io
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from xietong.api.deps import allow, get_ctx
-from xietong.apps.hotline import dispatch, handling, intake, knowledge, queries
+from xietong.apps.hotline import dispatch, handling, intake, knowledge, queries, throttle
 from xietong.apps.hotline._common import (
     DISPATCH,
     EXTENSION_DECIDE,
@@ -148,8 +148,12 @@ def _detail(ctx: Context, actor: Actor, number: str) -> Any:
 
 @router.post("/tickets", status_code=201)
 def create_ticket(
-    body: TicketIn, ctx: CtxDep, actor: Annotated[Actor, Depends(allow(INTAKE))]
+    request: Request,
+    body: TicketIn,
+    ctx: CtxDep,
+    actor: Annotated[Actor, Depends(allow(INTAKE))],
 ) -> Any:
+    throttle.check_intake(request, ctx, actor)
     result = intake.submit_ticket(ctx, actor, body.to_input())
     payload = {**asdict(result)}
     return JSONResponse(payload, status_code=200 if result.replayed else 201)
@@ -225,6 +229,14 @@ def merge_ticket(
 def accept_ticket(number: str, ctx: CtxDep, actor: Annotated[Actor, Depends(allow(HANDLE))]) -> Any:
     handling.accept(ctx, actor, number)
     return _detail(ctx, actor, number)
+
+
+@router.post("/tickets/{number}/contact")
+def reveal_contact(
+    number: str, ctx: CtxDep, actor: Annotated[Actor, Depends(allow(HANDLE))]
+) -> Any:
+    """The citizen's full name and phone (POST: every reveal is an audit leaf)."""
+    return asdict(handling.reveal_contact(ctx, actor, number))
 
 
 @router.post("/tickets/{number}/send-back")
