@@ -195,6 +195,27 @@ async def load(
     return len(latencies), latencies, errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children so far (Linux ``/proc``).
+
+    On a shared machine throughput swings with other jobs; CPU time per query does not,
+    so the bench reports it for the provider and the gateway (workers included).
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(each) for each in children.read_text().split()]
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
@@ -271,11 +292,15 @@ def main() -> None:
             )
             assert check.status_code == 200, check.text
             assert "X-Xietong-Audit-Index" in check.headers
+            provider_pid, gateway_pid = processes[0].pid, processes[1].pid
             log(f"direct: {args.clients} clients for {args.seconds:g} s …")
+            before = cpu_seconds(provider_pid)
             d_ok, d_lat, d_err = asyncio.run(
                 load(provider_url, direct_body, {}, args.clients, args.seconds)
             )
+            direct_cpu = cpu_seconds(provider_pid) - before
             log(f"gateway: {args.clients} clients for {args.seconds:g} s …")
+            before_p, before_g = cpu_seconds(provider_pid), cpu_seconds(gateway_pid)
             g_ok, g_lat, g_err = asyncio.run(
                 load(
                     f"{gateway}/api/v1/exchange/resources/{code}/query",
@@ -285,6 +310,8 @@ def main() -> None:
                     args.seconds,
                 )
             )
+            gateway_cpu = cpu_seconds(gateway_pid) - before_g
+            provider_cpu = cpu_seconds(provider_pid) - before_p
         finally:
             for process in processes:
                 process.terminate()
@@ -309,6 +336,10 @@ def main() -> None:
         if d_lat and g_lat
         else None,
         "added_p99_ms": round(percentile(g_lat, 0.99) - percentile(d_lat, 0.99), 2),
+        # CPU time per answered query (the runs include the 1 s warm-up: an upper bound)
+        "provider_cpu_ms_per_query": round(1000 * direct_cpu / d_ok, 3) if d_ok else None,
+        "gateway_cpu_ms_per_query": round(1000 * gateway_cpu / g_ok, 3) if g_ok else None,
+        "provider_cpu_ms_per_gateway_query": round(1000 * provider_cpu / g_ok, 3) if g_ok else None,
         "errors": d_err + g_err,
         "cpus": os.cpu_count(),
     }

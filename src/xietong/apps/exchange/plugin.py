@@ -149,6 +149,13 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
+def hot_api_routers() -> list[APIRouter]:
+    from xietong.apps.exchange.sharing_routes import gateway_router
+
+    return [gateway_router]
+
+
+@hookimpl
 def web_routers() -> list[APIRouter]:
     from xietong.apps.exchange.pages import router
 
