@@ -13,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 
 from tests.web.conftest import _free_port, screenshot
 from tests.web.test_pages import login
 from xietong.apps.exchange.demo_sharing import BIRTH
+from xietong.apps.exchange.models import Resource
 from xietong.apps.exchange.receipts import verify_receipt
+from xietong.apps.exchange.sharing_models import Connector
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +143,18 @@ def test_request_approve_query_masked_and_verify(browser: Any, sharing_server: A
     payload = verify_receipt(receipt, ctx.keys.public_key_raw)
     assert payload["consumer_system"] == "ga-hjxt" and payload["row_count"] == 5
     assert payload["response_sha256"] == data["response_sha256"]
+    # the rows came over HTTP from the demo's provider service, started with the server
+    demo = ctx.settings.data_dir / "exchange-demo"
+    port = json.loads((demo / "provider.json").read_text())["port"]
+    assert httpx.get(f"http://127.0.0.1:{port}/health").text == "ok"
+    with ctx.db.read() as session:
+        connector = session.scalars(
+            select(Connector)
+            .join(Resource, Resource.id == Connector.resource_id)
+            .where(Resource.code == BIRTH)
+        ).one()
+    assert connector.kind == "rest"
+    assert connector.config["url"] == f"http://127.0.0.1:{port}/wjw/cszm"
 
     provider.goto(f"{base}/exchange/stats")
     provider.wait_for_function("document.querySelector('#chart-queries canvas') !== null")
