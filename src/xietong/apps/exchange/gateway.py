@@ -465,11 +465,15 @@ def query(
     fetch = _admit(ctx, plan, request)
     provider_started = time.perf_counter()
     try:
-        result = LIVE.get(ctx, plan.connector).fetch(fetch)
-    except ProviderFailure as failure:
-        done = _failed(actor, code, client, plan, failure, started, provider_started)
-    else:
-        done = _finish(actor, code, client, plan, request, result, started, provider_started)
+        try:
+            result = LIVE.get(ctx, plan.connector).fetch(fetch)
+        except ProviderFailure as failure:
+            done = _failed(actor, code, client, plan, failure, started, provider_started)
+        else:
+            done = _finish(actor, code, client, plan, request, result, started, provider_started)
+    except BaseException:
+        LIMITER.release([((ctx.db.url, plan.grant_id), 1)])  # admitted, never logged
+        raise
     return done.deliver(commit_leaf(ctx, done.entry, done.row))
 
 
@@ -490,16 +494,20 @@ async def aquery(
         inputs = await to_thread.run_sync(_read_inputs, ctx, actor, code)
     plan = _plan(*inputs, request)
     fetch = _admit(ctx, plan, request)
-    connector = LIVE.get(ctx, plan.connector)
     provider_started = time.perf_counter()
     try:
+        connector = LIVE.get(ctx, plan.connector)
         afetch = getattr(connector, "afetch", None)
-        if afetch is not None:
-            result = await afetch(fetch)
+        try:
+            if afetch is not None:
+                result = await afetch(fetch)
+            else:
+                result = await to_thread.run_sync(connector.fetch, fetch)
+        except ProviderFailure as failure:
+            done = _failed(actor, code, client, plan, failure, started, provider_started)
         else:
-            result = await to_thread.run_sync(connector.fetch, fetch)
-    except ProviderFailure as failure:
-        done = _failed(actor, code, client, plan, failure, started, provider_started)
-    else:
-        done = _finish(actor, code, client, plan, request, result, started, provider_started)
+            done = _finish(actor, code, client, plan, request, result, started, provider_started)
+    except BaseException:  # a cancelled request included
+        LIMITER.release([((ctx.db.url, plan.grant_id), 1)])  # admitted, never logged
+        raise
     return done.deliver(await acommit_leaf(ctx, done.entry, done.row))

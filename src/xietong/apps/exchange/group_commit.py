@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
 
+from xietong.apps.exchange.ratelimit import LIMITER
 from xietong.apps.exchange.sharing_models import QueryLog
 from xietong.kernel import audit, clock
 from xietong.kernel.context import Context
@@ -79,6 +81,15 @@ class _Committer:
 
 
 def _write(ctx: Context, batch: list[_Item]) -> None:
+    """One transaction: the leaves, the query-log rows and the grants' rate windows.
+
+    The queries were admitted by the rate limiter (pending there); once this commits
+    they are counted in the database, and the limiter learns the windows as they now
+    stand — other processes' queries included. If it fails, they are released.
+    """
+    counts = Counter(
+        (ctx.db.url, item.row["grant_id"]) for item in batch if item.row.get("grant_id")
+    )
     session = ctx.db.write_session()
     try:
         session.begin()
@@ -89,12 +100,19 @@ def _write(ctx: Context, batch: list[_Item]) -> None:
             item.index = index
             rows.append({**item.row, "audit_index": index, "created_at": now})
         session.execute(QueryLog.__table__.insert(), rows)
+        seen = (
+            LIMITER.record(session.connection(), ctx.db.url, {g: n for (_, g), n in counts.items()})
+            if counts
+            else {}
+        )
         session.commit()
     except BaseException:
         session.rollback()
+        LIMITER.release(counts.items())
         raise
     finally:
         session.close()
+    LIMITER.committed(counts, seen)
 
 
 _committers: dict[str, _Committer] = {}

@@ -157,6 +157,8 @@ def hot_api_routers() -> list[APIRouter]:
 
 @hookimpl
 def web_routers() -> list[APIRouter]:
+    from fastapi import APIRouter
+
     from xietong.apps.exchange.demo_sharing import serve_demo_provider
     from xietong.apps.exchange.pages import router
 
