@@ -156,3 +156,28 @@ def test_the_gateway_counts_only_logged_queries(sharing: Sharing) -> None:
     with s.world.ctx.db.read() as session:
         counted = session.scalars(select(RateWindow.count)).all()
     assert counted == [2]
+
+
+def test_a_warm_query_reads_nothing_but_writes_its_batch(sharing: Sharing) -> None:
+    """With the caches warm, the statements of a query are its batch's commit only."""
+    from sqlalchemy import event
+
+    s = sharing
+    grant(s)
+    assert query(s).status_code == 200  # warm: key, catalogue, grants, connector
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(" ".join(statement.split())[:60])
+
+    engine = s.world.ctx.db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert query(s).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    tables = ("connected_system", "department", "exchange_grant", "exchange_resource")
+    assert not [sql for sql in statements if any(f"FROM {t}" in sql for t in tables)]
+    assert any("INSERT INTO exchange_query_log" in sql for sql in statements)
+    assert any("INSERT INTO exchange_rate_window" in sql for sql in statements)
+    assert len(statements) <= 12, statements
