@@ -142,8 +142,9 @@ def test_request_approve_query_masked_and_verify(browser: Any, sharing_server: A
             .join(Resource, Resource.id == Connector.resource_id)
             .where(Resource.code == BIRTH)
         ).one()
-    assert connector.kind == "rest"
-    assert connector.config["url"] == f"http://127.0.0.1:{port}/wjw/cszm"
+        kind, url = connector.kind, connector.config["url"]
+    assert kind == "rest"
+    assert url == f"http://127.0.0.1:{port}/wjw/cszm"
 
     provider.goto(f"{base}/exchange/stats")
     provider.wait_for_function("document.querySelector('#chart-queries canvas') !== null")

@@ -13,7 +13,7 @@ the check itself reads nothing: it uses the counts seen at this process's last c
 plus the queries it admitted since (``pending``). What another process admitted since
 then is unseen until the next commit, so a limit can be exceeded by at most the
 queries in flight at once across the other processes — a few dozen, next to limits of
-hundreds or thousands a minute (ADR 0032).
+hundreds or thousands a minute (ADR 0033).
 
 Only queries that reached the provider are counted (they are the ones in the log);
 denials are not.
