@@ -87,21 +87,33 @@ class RestConnector:
         while True:
             try:
                 response = self.client.post(self.url, json=body)
-            except httpx.TimeoutException as slow:
-                raise ProviderTimeout(
-                    "提供方系统响应超时", "The provider's system did not answer in time"
-                ) from slow
-            except httpx.TransportError as down:
-                if attempt >= self.retries:
-                    raise ProviderUnavailable(
-                        f"无法连接提供方系统：{type(down).__name__}",
-                        f"Cannot reach the provider's system: {type(down).__name__}",
-                    ) from down
+            except httpx.TransportError as failed:
+                self._give_up_on(failed, attempt)
             else:
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     return response
             attempt += 1
             time.sleep(0.05 * 2 ** (attempt - 1))
+
+    def _give_up_on(self, failed: httpx.TransportError, attempt: int) -> None:
+        """Raise what a transport failure means, unless it is worth another attempt.
+
+        A read (or write, or pool) timeout is not retried: the provider may still be
+        working on the request. Not reaching it at all — refused, reset, or a connect
+        timeout — is retried, then reported as unavailable. (The aiohttp transport
+        reports a refused connection as a ``ConnectTimeout``.)
+        """
+        if isinstance(failed, httpx.TimeoutException) and not isinstance(
+            failed, httpx.ConnectTimeout
+        ):
+            raise ProviderTimeout(
+                "提供方系统响应超时", "The provider's system did not answer in time"
+            ) from failed
+        if attempt >= self.retries:
+            raise ProviderUnavailable(
+                f"无法连接提供方系统：{type(failed).__name__}",
+                f"Cannot reach the provider's system: {type(failed).__name__}",
+            ) from failed
 
     def async_client(self) -> httpx.AsyncClient:
         """The running loop's shared client (an AsyncClient's connections belong to the
@@ -131,16 +143,8 @@ class RestConnector:
         while True:
             try:
                 response = await client.post(self.url, json=body)
-            except httpx.TimeoutException as slow:
-                raise ProviderTimeout(
-                    "提供方系统响应超时", "The provider's system did not answer in time"
-                ) from slow
-            except httpx.TransportError as down:
-                if attempt >= self.retries:
-                    raise ProviderUnavailable(
-                        f"无法连接提供方系统：{type(down).__name__}",
-                        f"Cannot reach the provider's system: {type(down).__name__}",
-                    ) from down
+            except httpx.TransportError as failed:
+                self._give_up_on(failed, attempt)
             else:
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     return response
