@@ -19,6 +19,10 @@
 A provider failure (down, slow, bad answer) is logged and audited the same way, with
 its outcome, and answered 504 or 502. Denials (no grant, items beyond it, over the
 limit, bad input) change nothing and are answered 4xx.
+
+``aquery`` is the API route's path (async end to end, ADR 0032); ``query`` the same
+steps, blocking, for the CLI, the demo loader and tests. The catalogue data and the
+caller's grants come from ``gateway_cache`` (bounded staleness, stated there).
 """
 
 from __future__ import annotations
