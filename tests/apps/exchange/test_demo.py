@@ -117,6 +117,8 @@ def test_demo_provider_service_serves_the_departments_data(tmp_path) -> None:
                 assert denied.status_code == 401
                 missing = await client.post(f"{base}/ga/nothing", json=query, headers=token)
                 assert missing.status_code == 404
+                garbled = await client.post(f"{base}/ga/hukou", content=b"{", headers=token)
+                assert garbled.status_code == 400
 
     asyncio.run(serve())
     with pytest.raises(httpx.ConnectError):  # stopped with the server
