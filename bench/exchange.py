@@ -220,6 +220,23 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def mean_batch(data_dir: Path, database_url: str | None) -> float | None:
+    """Queries per group commit: every leaf of a batch carries the batch's one time."""
+    from sqlalchemy import create_engine, text
+
+    from xietong.config import Settings
+
+    engine = create_engine(Settings(data_dir=data_dir, database_url=database_url).sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            rows, batches = connection.execute(
+                text("SELECT count(*), count(DISTINCT created_at) FROM exchange_query_log")
+            ).one()
+    finally:
+        engine.dispose()
+    return round(rows / batches, 1) if batches else None
+
+
 def _accelerators() -> list[str]:
     """What uvicorn runs on (it picks uvloop and httptools by itself when installed)."""
     import importlib.util
@@ -324,6 +341,7 @@ def main() -> None:
             )
             gateway_cpu = cpu_seconds(gateway_pid) - before_g
             provider_cpu = cpu_seconds(provider_pid) - before_p
+            batch = mean_batch(Path(tmp), args.postgres)
         finally:
             for process in processes:
                 process.terminate()
@@ -352,6 +370,7 @@ def main() -> None:
         "provider_cpu_ms_per_query": round(1000 * direct_cpu / d_ok, 3) if d_ok else None,
         "gateway_cpu_ms_per_query": round(1000 * gateway_cpu / g_ok, 3) if g_ok else None,
         "provider_cpu_ms_per_gateway_query": round(1000 * provider_cpu / g_ok, 3) if g_ok else None,
+        "queries_per_commit": batch,
         "server": "uvicorn " + "+".join(_accelerators()),
         "errors": d_err + g_err,
         "cpus": os.cpu_count(),

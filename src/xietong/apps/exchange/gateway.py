@@ -36,6 +36,7 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy import select
 
+from xietong.api.concurrency import load_once
 from xietong.apps.exchange import gateway_cache as cache
 from xietong.apps.exchange.connectors.base import (
     MAX_PAGE,
@@ -494,8 +495,9 @@ async def aquery(
     started = time.perf_counter()
     _check_caller(actor, client, request)
     inputs = _cached_inputs(ctx, actor, code)
-    if inputs is None:
-        inputs = await to_thread.run_sync(_read_inputs, ctx, actor, code)
+    if inputs is None:  # one read for all the queries that missed together
+        key = ("exchange.gateway", ctx.db.url, code, tuple(sorted(actor.department_ids)))
+        inputs = await load_once(key, _read_inputs, ctx, actor, code)
     plan = _plan(*inputs, request)
     fetch = _admit(ctx, plan, request)
     provider_started = time.perf_counter()
