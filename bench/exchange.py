@@ -3,8 +3,8 @@
     python bench/exchange.py [--json] [--seconds S] [--clients C] [--delay-ms D]
                              [--rows R] [--workers W] [--postgres URL]
 
-A provider service (``demo_provider.ProviderServer``, its own process) answers every
-call after ``--delay-ms`` of simulated backend work (5 ms: a department database
+A provider service (``demo_provider.asgi_app`` under uvicorn, its own process) answers
+every call after ``--delay-ms`` of simulated backend work (5 ms: a department database
 behind an API). The platform is set up in a temporary directory — two departments, a
 published resource with five items (three of them masked), its REST connector, a
 connected system, an unconditional grant — and served by uvicorn in its own
@@ -15,8 +15,12 @@ process(es). Then, in one run, at the same concurrency and with the same page si
    system's API key — access check, connector call, schema check, masking, one audit
    leaf and a query-log row committed per query, the answer with its audit index.
 
-Load generator, gateway and provider share the machine's cores. Progress goes to
-stderr; the result (a table, or one JSON object with ``--json``) to stdout.
+Load generator, gateway and provider share the machine's cores, so throughput swings
+with whatever else runs; the CPU time the gateway and the provider spend per answered
+query (from ``/proc``) is reported too and is steadier. Both run on uvicorn, which uses
+uvloop and httptools when installed (``server`` in the output), access log off.
+Progress goes to stderr; the result (a table, or one JSON object with ``--json``) to
+stdout.
 """
 
 from __future__ import annotations
@@ -195,6 +199,52 @@ async def load(
     return len(latencies), latencies, errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children so far (Linux ``/proc``).
+
+    On a shared machine throughput swings with other jobs; CPU time per query does not,
+    so the bench reports it for the provider and the gateway (workers included).
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(each) for each in children.read_text().split()]
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def mean_batch(data_dir: Path, database_url: str | None) -> float | None:
+    """Queries per group commit: every leaf of a batch carries the batch's one time."""
+    from sqlalchemy import create_engine, text
+
+    from xietong.config import Settings
+
+    engine = create_engine(Settings(data_dir=data_dir, database_url=database_url).sqlalchemy_url)
+    try:
+        with engine.connect() as connection:
+            rows, batches = connection.execute(
+                text("SELECT count(*), count(DISTINCT created_at) FROM exchange_query_log")
+            ).one()
+    finally:
+        engine.dispose()
+    return round(rows / batches, 1) if batches else None
+
+
+def _accelerators() -> list[str]:
+    """What uvicorn runs on (it picks uvloop and httptools by itself when installed)."""
+    import importlib.util
+
+    found = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name)]
+    return found or ["asyncio", "h11"]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
@@ -271,11 +321,15 @@ def main() -> None:
             )
             assert check.status_code == 200, check.text
             assert "X-Xietong-Audit-Index" in check.headers
+            provider_pid, gateway_pid = processes[0].pid, processes[1].pid
             log(f"direct: {args.clients} clients for {args.seconds:g} s …")
+            before = cpu_seconds(provider_pid)
             d_ok, d_lat, d_err = asyncio.run(
                 load(provider_url, direct_body, {}, args.clients, args.seconds)
             )
+            direct_cpu = cpu_seconds(provider_pid) - before
             log(f"gateway: {args.clients} clients for {args.seconds:g} s …")
+            before_p, before_g = cpu_seconds(provider_pid), cpu_seconds(gateway_pid)
             g_ok, g_lat, g_err = asyncio.run(
                 load(
                     f"{gateway}/api/v1/exchange/resources/{code}/query",
@@ -285,6 +339,9 @@ def main() -> None:
                     args.seconds,
                 )
             )
+            gateway_cpu = cpu_seconds(gateway_pid) - before_g
+            provider_cpu = cpu_seconds(provider_pid) - before_p
+            batch = mean_batch(Path(tmp), args.postgres)
         finally:
             for process in processes:
                 process.terminate()
@@ -309,6 +366,12 @@ def main() -> None:
         if d_lat and g_lat
         else None,
         "added_p99_ms": round(percentile(g_lat, 0.99) - percentile(d_lat, 0.99), 2),
+        # CPU time per answered query (the runs include the 1 s warm-up: an upper bound)
+        "provider_cpu_ms_per_query": round(1000 * direct_cpu / d_ok, 3) if d_ok else None,
+        "gateway_cpu_ms_per_query": round(1000 * gateway_cpu / g_ok, 3) if g_ok else None,
+        "provider_cpu_ms_per_gateway_query": round(1000 * provider_cpu / g_ok, 3) if g_ok else None,
+        "queries_per_commit": batch,
+        "server": "uvicorn " + "+".join(_accelerators()),
         "errors": d_err + g_err,
         "cpus": os.cpu_count(),
     }

@@ -49,6 +49,9 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
+    for routers in manager.hook.hot_api_routers():
+        for router in routers:
+            api.include_router(router)
     api.include_router(auth_api.router)
     api.include_router(audit_api.router)
     api.include_router(org_api.router)

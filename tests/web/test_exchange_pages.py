@@ -5,45 +5,37 @@ gets masked rows, and verifies the inclusion proof of its own query."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 
-from tests.web.conftest import _free_port, screenshot
+from tests.web.conftest import _free_port, _open, screenshot
 from tests.web.test_pages import login
 from xietong.apps.exchange.demo_sharing import BIRTH
+from xietong.apps.exchange.models import Resource
 from xietong.apps.exchange.receipts import verify_receipt
+from xietong.apps.exchange.sharing_models import Connector
 
 
 @pytest.fixture(scope="module")
-def sharing_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+def sharing_server(
+    tmp_path_factory: pytest.TempPathFactory, demo_template: Path
+) -> Iterator[tuple[str, Any]]:
     """The demo city served with its background worker (approvals arrive as events)."""
     from xietong.app import create_app
-    from xietong.config import Settings
-    from xietong.demo import load_demo
     from xietong.kernel.bus.worker import start_background_worker
-    from xietong.kernel.calendar import WorkCalendar
-    from xietong.kernel.context import Context
-    from xietong.kernel.db import Database
-    from xietong.kernel.keys import Keys, ensure_keys
-    from xietong.migrate import upgrade
-    from xietong.plugins import plugin_manager
 
-    data = tmp_path_factory.mktemp("exchange-live")
-    settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'xietong.db'}")
-    ensure_keys(settings.keys_dir)
-    db = Database(settings.sqlalchemy_url)
-    upgrade(db.engine)
-    ctx = Context(
-        settings=settings, db=db, keys=Keys.load(settings.keys_dir), hooks=plugin_manager().hook
-    )
-    ctx.calendar = WorkCalendar(db)
-    load_demo(ctx)
+    data = tmp_path_factory.mktemp("exchange-live") / "data"
+    shutil.copytree(demo_template, data)
+    ctx = _open(data)
     stop_worker = start_background_worker(ctx, "exchange-test")
     port = _free_port()
     server = uvicorn.Server(
@@ -140,6 +132,19 @@ def test_request_approve_query_masked_and_verify(browser: Any, sharing_server: A
     payload = verify_receipt(receipt, ctx.keys.public_key_raw)
     assert payload["consumer_system"] == "ga-hjxt" and payload["row_count"] == 5
     assert payload["response_sha256"] == data["response_sha256"]
+    # the rows came over HTTP from the demo's provider service, started with the server
+    demo = ctx.settings.data_dir / "exchange-demo"
+    port = json.loads((demo / "provider.json").read_text())["port"]
+    assert httpx.get(f"http://127.0.0.1:{port}/health").text == "ok"
+    with ctx.db.read() as session:
+        connector = session.scalars(
+            select(Connector)
+            .join(Resource, Resource.id == Connector.resource_id)
+            .where(Resource.code == BIRTH)
+        ).one()
+        kind, url = connector.kind, connector.config["url"]
+    assert kind == "rest"
+    assert url == f"http://127.0.0.1:{port}/wjw/cszm"
 
     provider.goto(f"{base}/exchange/stats")
     provider.wait_for_function("document.querySelector('#chart-queries canvas') !== null")

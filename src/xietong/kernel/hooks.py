@@ -39,6 +39,13 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookspec
+def hot_api_routers() -> list[APIRouter]:
+    """Routers mounted under ``/api/v1`` before all others. FastAPI tries routes one by
+    one (about 150 before the last app's), so a route machines call at volume — the
+    exchange gateway — is matched first; keep these few and their paths specific."""
+
+
+@hookspec
 def web_routers() -> list[APIRouter]:
     """FastAPI routers for HTML pages (server-rendered, zh-CN first)."""
 

@@ -30,6 +30,20 @@ ITEMS = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_gateway_state() -> None:
+    """The gateway's per-process caches and rate counts are keyed by database URL, and
+    the PostgreSQL tests reuse one URL for a new database each time."""
+    from xietong.apps.exchange import gateway_cache
+    from xietong.apps.exchange.ratelimit import LIMITER
+    from xietong.kernel.org.systems import forget_api_keys
+
+    gateway_cache.META.clear()
+    gateway_cache.GRANTS.clear()
+    LIMITER.reset()
+    forget_api_keys()
+
+
 @dataclass
 class Org:
     ctx: Context

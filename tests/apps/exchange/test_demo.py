@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pyshacl import validate
 from rdflib import Graph
 
@@ -65,3 +66,60 @@ def test_demo_sharing_end_to_end(ctx: Context) -> None:
     leaves = tree_size(ctx)
     load_demo_sharing(ctx)
     assert tree_size(ctx) == leaves
+
+
+def test_demo_provider_service_serves_the_departments_data(tmp_path) -> None:
+    """The provider service the served platform starts beside itself (its lifespan)."""
+    import asyncio
+    import json
+    from types import SimpleNamespace
+
+    import httpx
+
+    from xietong.apps.exchange import demo_sharing
+    from xietong.apps.exchange.fake import people
+
+    folder = tmp_path / "exchange-demo"
+    folder.mkdir()
+    app = SimpleNamespace(
+        state=SimpleNamespace(ctx=SimpleNamespace(settings=SimpleNamespace(data_dir=tmp_path)))
+    )
+
+    async def serve_without_demo_data() -> None:
+        async with demo_sharing.serve_demo_provider(app):
+            pass  # no provider.json: nothing to start, nothing fails
+
+    asyncio.run(serve_without_demo_data())
+    residents = people(30)
+    demo_sharing._hukou(folder / "hukou.db", residents)
+    demo_sharing._births(folder / "births.db", residents, 10)
+    server = demo_sharing.demo_provider(tmp_path, port=0)
+    assert server is not None
+    with server:  # take a free port, as loading the demo does, and record it
+        port = server.server.server_address[1]
+    (folder / demo_sharing.PROVIDER_FILE).write_text(json.dumps({"port": port}))
+    token = {"Authorization": demo_sharing.PROVIDER_TOKEN}
+    query = {"fields": ["xm", "gmsfhm"], "filters": {}, "limit": 3, "offset": 0}
+
+    async def serve() -> None:
+        async with demo_sharing.serve_demo_provider(app):
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient() as client:
+                rows = (await client.post(f"{base}/ga/hukou", json=query, headers=token)).json()
+                assert rows["rows"] == [
+                    {"xm": r["姓名"], "gmsfhm": r["公民身份号码"]} for r in residents[:3]
+                ]
+                births = await client.post(
+                    f"{base}/wjw/cszm", json={**query, "fields": ["zmbh"]}, headers=token
+                )
+                assert len(births.json()["rows"]) == 3
+                denied = await client.post(f"{base}/ga/hukou", json=query)
+                assert denied.status_code == 401
+                missing = await client.post(f"{base}/ga/nothing", json=query, headers=token)
+                assert missing.status_code == 404
+                garbled = await client.post(f"{base}/ga/hukou", content=b"{", headers=token)
+                assert garbled.status_code == 400
+
+    asyncio.run(serve())
+    with pytest.raises(httpx.ConnectError):  # stopped with the server
+        httpx.post(f"http://127.0.0.1:{port}/ga/hukou", json=query, headers=token)

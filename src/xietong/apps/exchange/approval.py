@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from xietong.apps.exchange._in_session import SessionUnit
 from xietong.apps.exchange.events import ShareRequestDecided
+from xietong.apps.exchange.gateway_cache import forget_grants
 from xietong.apps.exchange.models import Resource
 from xietong.apps.exchange.sharing_models import ShareRequest
 from xietong.kernel import clock
@@ -152,6 +154,8 @@ def on_task_completed(ctx: Context, event: dict[str, Any], session: Session) -> 
         grant = new_grant(request, resource, now)
         session.add(grant)
         session.flush()
+        # the consumer's session commits after we return: forget cached grants then
+        sa_event.listen(session, "after_commit", lambda _s: forget_grants(), once=True)
         payload |= {"grant_id": grant.id, "items": list(grant.items), "masked": grant.masked}
         unit.emit(grant_event(grant, resource.code))
     unit.record("exchange.request.decide", f"exchange.request:{request.id}", payload)

@@ -5,6 +5,9 @@ It stands in for a department's own system behind an API: ``POST /`` with
 rows held in memory, after ``delay_s`` of simulated backend work (a real department
 database behind an API answers in milliseconds, not microseconds). ``GET /health``
 answers ``ok``. A threaded ``http.server``: no dependency, good enough for 32 clients.
+
+Several data sets can be served at once, one per path (``datasets={"/hukou": rows}``):
+the demo city's provider service answers for the 公安局 and the 卫健委 that way.
 """
 
 from __future__ import annotations
@@ -29,8 +32,12 @@ class ProviderServer:
         host: str = "127.0.0.1",
         port: int = 0,
         transform: Callable[[Rows], Rows] | None = None,
+        datasets: dict[str, Rows] | None = None,
+        token: str | None = None,
     ) -> None:
         self.rows = rows
+        self.token = token  # when set, every POST must carry "Authorization: Bearer <token>"
+        self.datasets = {"/": rows, **(datasets or {})}
         self.delay_s = delay_s
         self.transform = transform
         self.calls = 0
@@ -60,15 +67,24 @@ class ProviderServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if outer.token and self.headers.get("Authorization") != f"Bearer {outer.token}":
+                    self._send(401, b'{"error": "unauthorised"}')
+                    return
+                rows = outer.datasets.get(self.path.split("?", 1)[0].rstrip("/") or "/")
+                if rows is None:
+                    self._send(404, b'{"error": "no such data set"}')
+                    return
                 try:
-                    query = json.loads(self.rfile.read(length) or b"{}")
+                    query = json.loads(body or b"{}")
                 except ValueError:
                     self._send(400, b'{"error": "bad json"}')
                     return
                 outer.calls += 1
                 if outer.delay_s:
                     time.sleep(outer.delay_s)
-                self._send(200, json.dumps({"rows": outer.answer(query)}).encode("utf-8"))
+                answer = json.dumps({"rows": outer.answer(query, rows)}, ensure_ascii=False)
+                self._send(200, answer.encode("utf-8"))
 
         class Server(ThreadingHTTPServer):
             request_queue_size = 256  # 32+ clients connect at once; the default is 5
@@ -77,11 +93,12 @@ class ProviderServer:
         self.server = Server((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def answer(self, query: dict[str, Any]) -> Rows:
+    def answer(self, query: dict[str, Any], rows: Rows | None = None) -> Rows:
         fields = query.get("fields") or []
         filters = query.get("filters") or {}
         limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
-        matched = [row for row in self.rows if all(row.get(k) == v for k, v in filters.items())]
+        source = self.rows if rows is None else rows
+        matched = [row for row in source if all(row.get(k) == v for k, v in filters.items())]
         after = query.get("after")
         if isinstance(after, dict):
             field, value = after.get("field"), after.get("value")

@@ -3,7 +3,15 @@
 - Provider data (all invented, realistic): the 公安局's 户籍 table and the 卫健委's
   出生医学证明 table, each a SQLite database in ``<data dir>/exchange-demo/``; the
   医保局's 参保 list as a CSV file in the exchange folder.
-- Connectors over them (SQL, SQL, file), the SQL credentials encrypted like any other.
+- A provider HTTP service in front of the two databases (``demo_provider``: the REST
+  connector's contract, one path per data set), as a department's own system would be.
+  It listens on a port chosen when the demo is loaded and recorded in
+  ``exchange-demo/provider.json``; loading runs it for the demo's own queries, and the
+  platform's server starts it again on that port whenever it serves this data
+  directory (``serve_demo_provider``). So a query goes gateway → REST connector →
+  provider service → masking → audit leaf → receipt, end to end over HTTP.
+- Connectors over them: REST for 户籍 and 出生医学证明 (with a secret header, encrypted
+  like any credential), a file connector for the 参保 CSV.
 - Connected systems of the consuming departments; their API keys are written to
   ``<data dir>/exchange-demo/systems.json`` (a demo convenience, like the demo
   accounts' shared password — a real key is shown once and never stored).
@@ -20,8 +28,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import random
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +42,7 @@ from sqlalchemy import select
 from xietong.apps.exchange import connector_service, gateway, grants
 from xietong.apps.exchange.connectors.files import files_root
 from xietong.apps.exchange.connectors.settings import ConnectorInput
+from xietong.apps.exchange.demo_provider import ProviderServer, Rows
 from xietong.apps.exchange.fake import GIVEN, SURNAMES, people
 from xietong.apps.exchange.models import Resource
 from xietong.apps.exchange.sharing_models import Connector
@@ -45,6 +57,12 @@ HUKOU = "101001/000001"
 BIRTH = "101002/000001"
 MEDICAL = "203002/000001"
 TAX = "301006/000001"
+PROVIDER_FILE = "provider.json"
+# the provider service's data sets: path -> (database file, table); names are constants
+SERVED = {"/ga/hukou": ("hukou.db", "hukou"), "/wjw/cszm": ("births.db", "cszm")}
+# what the provider service asks of the platform's calls (a demo token, stored encrypted)
+PROVIDER_TOKEN = "Bearer demo-provider-token"
+log = logging.getLogger(__name__)
 HOSPITALS = ["湖南省妇幼保健院", "长沙市妇幼保健院", "中南大学湘雅医院", "湖南省人民医院"]
 
 
@@ -133,6 +151,52 @@ def _medical(path: Path, rows: list[dict[str, Any]]) -> None:
             )
 
 
+def provider_datasets(folder: Path) -> dict[str, Rows]:
+    """The provider service's rows, read once from the departments' demo databases."""
+    found: dict[str, Rows] = {}
+    for path, (name, table) in SERVED.items():
+        with closing(sqlite3.connect(folder / name)) as db:
+            db.row_factory = sqlite3.Row
+            found[path] = [dict(row) for row in db.execute(f"SELECT * FROM {table} ORDER BY 1")]
+    return found
+
+
+def demo_provider(data_dir: Path, port: int | None = None) -> ProviderServer | None:
+    """The demo's provider service (not started) on the recorded port, or on ``port``
+    (0: any free one); ``None`` when this data directory holds no demo provider data."""
+    folder = data_dir / "exchange-demo"
+    record = folder / PROVIDER_FILE
+    if port is None:
+        if not record.exists():
+            return None
+        port = int(json.loads(record.read_text(encoding="utf-8"))["port"])
+    elif not all((folder / name).exists() for name, _ in SERVED.values()):
+        return None
+    return ProviderServer(
+        [], port=port, datasets=provider_datasets(folder), token=PROVIDER_TOKEN.split()[1]
+    )
+
+
+@asynccontextmanager
+async def serve_demo_provider(app: Any) -> AsyncIterator[None]:
+    """Lifespan of the platform's server: run the demo provider service beside it."""
+    ctx = getattr(app.state, "ctx", None)
+    server = None
+    if ctx is not None:
+        try:
+            server = demo_provider(ctx.settings.data_dir)
+        except (OSError, ValueError, KeyError, sqlite3.Error) as error:
+            log.warning("demo provider service not started: %s", error)
+    if server is not None:
+        server.start()
+        log.info("demo provider service: %s", server.url)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def _person(ctx: Context, username: str) -> Actor:
     with ctx.db.read() as session:
         user = session.scalar(select(User).where(User.username == username))
@@ -180,14 +244,27 @@ def load_demo_sharing(ctx: Context) -> None:
     _births(folder / "births.db", residents, 240)
     _medical(files_root(ctx.settings.data_dir) / "yb_cbxx.csv", residents[:400])
 
+    provider = demo_provider(ctx.settings.data_dir, port=0)
+    assert provider is not None
+    with provider:
+        port = int(provider.server.server_address[1])
+        (folder / PROVIDER_FILE).write_text(json.dumps({"port": port}), encoding="utf-8")
+        _load_with_provider(ctx, op, provider.url, residents)
+
+
+def _load_with_provider(
+    ctx: Context, op: Actor, provider_url: str, residents: list[dict[str, Any]]
+) -> None:
+    folder = ctx.settings.data_dir / "exchange-demo"
+    secret = {"headers": {"Authorization": PROVIDER_TOKEN}}
     connector_service.configure_connector(
         ctx,
         op,
         HUKOU,
         ConnectorInput(
-            "sql",
-            {"table": "hukou", "key": "id"},
-            {"url": f"sqlite:///{folder / 'hukou.db'}"},
+            "rest",
+            {"url": provider_url + "ga/hukou", "timeout_s": 5, "retries": 1},
+            secret,
             {
                 "姓名": "xm",
                 "公民身份号码": "gmsfhm",
@@ -205,9 +282,9 @@ def load_demo_sharing(ctx: Context) -> None:
         op,
         BIRTH,
         ConnectorInput(
-            "sql",
-            {"table": "cszm", "key": "zmbh"},
-            {"url": f"sqlite:///{folder / 'births.db'}"},
+            "rest",
+            {"url": provider_url + "wjw/cszm", "timeout_s": 5, "retries": 1},
+            secret,
             {
                 "出生医学证明编号": "zmbh",
                 "新生儿姓名": "xsexm",

@@ -19,6 +19,10 @@
 A provider failure (down, slow, bad answer) is logged and audited the same way, with
 its outcome, and answered 504 or 502. Denials (no grant, items beyond it, over the
 limit, bad input) change nothing and are answered 4xx.
+
+``aquery`` is the API route's path (async end to end, ADR 0032); ``query`` the same
+steps, blocking, for the CLI, the demo loader and tests. The catalogue data and the
+caller's grants come from ``gateway_cache`` (bounded staleness, stated there).
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import select
 
+from xietong.api.concurrency import load_once
+from xietong.apps.exchange import gateway_cache as cache
 from xietong.apps.exchange.connectors.base import (
     MAX_PAGE,
     FetchRequest,
@@ -39,8 +46,9 @@ from xietong.apps.exchange.connectors.base import (
     ProviderFailure,
 )
 from xietong.apps.exchange.connectors.settings import LIVE
+from xietong.apps.exchange.gateway_cache import GrantSnapshot
 from xietong.apps.exchange.grants import grant_state, today
-from xietong.apps.exchange.group_commit import commit_leaf
+from xietong.apps.exchange.group_commit import acommit_leaf, commit_leaf
 from xietong.apps.exchange.masking import mask_rows
 from xietong.apps.exchange.models import Item, Resource
 from xietong.apps.exchange.quality import normalise
@@ -51,7 +59,7 @@ from xietong.kernel import audit
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.canonical import canonical_json
 from xietong.kernel.context import Context
-from xietong.kernel.errors import Forbidden, InvalidInput, NotFound, RateLimited
+from xietong.kernel.errors import Forbidden, InvalidInput, NotFound, RateLimited, XietongError
 
 ACTION = "exchange.gateway.query"
 CLIENT = re.compile(r"^[\w.:/@-]{1,200}$")
@@ -129,70 +137,94 @@ def _check_query(client: str, query: GatewayQuery) -> None:
 
 @dataclass(frozen=True)
 class _Meta:
-    """What the gateway needs of the catalogue and the connector — read once per TTL."""
+    """What the gateway needs of the catalogue and the connector (``gateway_cache``)."""
 
     resource_id: int
     provider_id: int
     connector: Connector | None  # detached, read-only
     types: dict[str, str]
-    read_at: float
-
-
-META_TTL_S = 2.0
-_meta: dict[tuple[str, str], _Meta] = {}
 
 
 def forget(ctx: Context, code: str) -> None:
     """Drop the cached catalogue data of ``code`` (after its connector changed)."""
-    _meta.pop((ctx.db.url, code), None)
+    cache.META.pop((ctx.db.url, code))
 
 
-def _catalogue(ctx: Context, session: Any, code: str) -> _Meta:
-    """The resource's id, provider, connector and item types, cached for ``META_TTL_S``.
+def _grants_key(ctx: Context, actor: Actor, resource_id: int) -> tuple[Any, ...]:
+    return (ctx.db.url, resource_id, tuple(sorted(actor.department_ids)))
 
-    Grants are never cached (a revocation takes effect at the next query); the
-    catalogue and connector change rarely, and an edit in this process drops the
-    entry at once (``forget``), in another process within two seconds.
+
+def _cached_inputs(
+    ctx: Context, actor: Actor, code: str
+) -> tuple[_Meta, tuple[GrantSnapshot, ...]] | None:
+    """The catalogue data and the caller's grants if both are cached — no I/O."""
+    meta = cache.META.get((ctx.db.url, code))
+    if meta is None:
+        return None
+    grants = cache.GRANTS.get(_grants_key(ctx, actor, meta.resource_id))
+    return None if grants is None else (meta, grants)
+
+
+def _read_inputs(ctx: Context, actor: Actor, code: str) -> tuple[_Meta, tuple[GrantSnapshot, ...]]:
+    """The catalogue data and the caller's grants, from the cache or the database.
+
+    The catalogue (resource, connector, item types) and the grants are cached for a
+    bounded time (``gateway_cache``): a revocation in this process takes effect at the
+    next query, one made elsewhere within ``GRANT_TTL_S``.
     """
-    key = (ctx.db.url, code)
-    now = time.monotonic()
-    found = _meta.get(key)
-    if found is not None and now - found.read_at < META_TTL_S:
+    found = _cached_inputs(ctx, actor, code)
+    if found is not None:
         return found
-    resource = session.scalar(select(Resource).where(Resource.code == code))
-    if resource is None or resource.status != Status.PUBLISHED.value:
-        _meta.pop(key, None)
-        raise NotFound.of("信息资源", "Resource", code)
-    connector = session.scalar(select(Connector).where(Connector.resource_id == resource.id))
-    if connector is not None:
-        session.expunge(connector)
-    types = {
-        name: data_type
-        for name, data_type in session.execute(
-            select(Item.name, Item.data_type).where(Item.resource_id == resource.id)
-        )
-    }
-    meta = _Meta(resource.id, resource.provider_id, connector, types, now)
-    _meta[key] = meta
-    return meta
-
-
-def _plan(ctx: Context, actor: Actor, code: str, query: GatewayQuery) -> _Plan:
+    read_at = cache.now()
     with ctx.db.read() as session:
-        meta = _catalogue(ctx, session, code)
-        grants = list(
-            session.scalars(
-                select(Grant).where(
-                    Grant.resource_id == meta.resource_id,
-                    Grant.consumer_id.in_(sorted(actor.department_ids)),
-                    Grant.status == "active",
+        meta_key = (ctx.db.url, code)
+        meta = cache.META.get(meta_key)
+        if meta is None:
+            resource = session.scalar(select(Resource).where(Resource.code == code))
+            if resource is None or resource.status != Status.PUBLISHED.value:
+                cache.META.pop(meta_key)
+                raise NotFound.of("信息资源", "Resource", code)
+            connector = session.scalar(
+                select(Connector).where(Connector.resource_id == resource.id)
+            )
+            if connector is not None:
+                session.expunge(connector)
+            types = {
+                name: data_type
+                for name, data_type in session.execute(
+                    select(Item.name, Item.data_type).where(Item.resource_id == resource.id)
                 )
+            }
+            meta = _Meta(resource.id, resource.provider_id, connector, types)
+            cache.META.put(meta_key, meta, read_at)
+        rows = session.scalars(
+            select(Grant).where(
+                Grant.resource_id == meta.resource_id,
+                Grant.consumer_id.in_(sorted(actor.department_ids)),
+                Grant.status == "active",
             )
         )
-        for grant in grants:
-            session.expunge(grant)  # loaded: used after the read session ends
+        grants = tuple(
+            GrantSnapshot(
+                row.id,
+                row.consumer_id,
+                tuple(row.items),
+                dict(row.masked or {}),
+                row.purpose,
+                row.valid_from,
+                row.valid_until,
+                row.rate_per_minute,
+                row.status,
+            )
+            for row in rows
+        )
+    cache.GRANTS.put(_grants_key(ctx, actor, meta.resource_id), grants, read_at)
+    return meta, grants
+
+
+def _plan(meta: _Meta, grants: tuple[GrantSnapshot, ...], query: GatewayQuery) -> _Plan:
     on = today()
-    valid = [grant for grant in grants if grant_state(grant, on) == "active"]
+    valid = [grant for grant in grants if grant_state(grant, on) == "active"]  # type: ignore[arg-type]
     if not valid:
         if grants:
             raise _denied(
@@ -206,7 +238,7 @@ def _plan(ctx: Context, actor: Actor, code: str, query: GatewayQuery) -> _Plan:
             "no_grant",
         )
     grant = max(valid, key=lambda g: len(g.items))
-    granted = tuple(grant.items)
+    granted = grant.items
     wanted = tuple(query.items) if query.items else granted
     beyond = [item for item in wanted if item not in granted]
     filters = dict(query.filters or {})
@@ -231,15 +263,14 @@ def _plan(ctx: Context, actor: Actor, code: str, query: GatewayQuery) -> _Plan:
         grant.purpose,
         ordered,
         {item: meta.types[item] for item in ordered},
-        {k: v for k, v in (grant.masked or {}).items() if k in ordered},
+        {k: v for k, v in grant.masked.items() if k in ordered},
         filters,
         connector,
         {item: (connector.fields or {}).get(item, item) for item in set(ordered) | set(filters)},
     )
 
 
-def _audit(
-    ctx: Context,
+def _leaf(
     actor: Actor,
     code: str,
     client: str,
@@ -251,12 +282,12 @@ def _audit(
     started: float,
     provider_ms: float,
     detail: str | None = None,
-) -> int:
-    """The audit leaf and the query-log row, committed together; returns the leaf index.
+) -> tuple[audit.Entry, dict[str, Any]]:
+    """The audit leaf and the query-log row, to be committed together (``group_commit``).
 
     Not through ``UnitOfWork``: the log row stores the leaf's index, which only
-    ``audit.append`` knows, and concurrent queries share one transaction
-    (``group_commit``). The gateway emits no events, so nothing else is skipped.
+    ``audit.append`` knows, and concurrent queries share one transaction. The gateway
+    emits no events, so nothing else is skipped.
     """
     entry = audit.Entry(
         actor.label,
@@ -290,13 +321,27 @@ def _audit(
         "provider_ms": round(provider_ms, 3),
         "detail": detail,
     }
-    return commit_leaf(ctx, entry, row)
+    return entry, row
 
 
-def query(
-    ctx: Context, actor: Actor, code: str, client: str, request: GatewayQuery
-) -> GatewayAnswer:
-    started = time.perf_counter()
+@dataclass
+class _Done:
+    """A query's result before its leaf is committed: the answer, or the error to raise."""
+
+    entry: audit.Entry
+    row: dict[str, Any]
+    answer: GatewayAnswer | None = None
+    error: XietongError | None = None
+
+    def deliver(self, index: int) -> GatewayAnswer:
+        if self.error is not None:
+            self.error.details = {**(self.error.details or {}), "audit_index": index}
+            raise self.error
+        assert self.answer is not None
+        return replace(self.answer, audit_index=index)
+
+
+def _check_caller(actor: Actor, client: str, request: GatewayQuery) -> None:
     authorize(actor, ACTION)
     if actor.kind != "system":
         raise _denied(
@@ -305,7 +350,10 @@ def query(
             "systems_only",
         )
     _check_query(client, request)
-    plan = _plan(ctx, actor, code, request)
+
+
+def _admit(ctx: Context, plan: _Plan, request: GatewayQuery) -> FetchRequest:
+    """The rate limit, then the connector's request in the provider's field names."""
     wait = LIMITER.take((ctx.db.url, plan.grant_id), plan.rate)
     if wait:
         raise RateLimited(
@@ -313,33 +361,50 @@ def query(
             f"Over the grant's rate limit ({plan.rate} per minute)",
             details={"retry_after_s": retry_after(wait), "rate_per_minute": plan.rate},
         )
-    source_filters = {plan.source[k]: v for k, v in plan.filters.items()}
-    fetch = FetchRequest(
+    return FetchRequest(
         tuple(plan.source[item] for item in plan.items),
-        source_filters,
+        {plan.source[k]: v for k, v in plan.filters.items()},
         request.limit,
         request.offset,
     )
-    provider_started = time.perf_counter()
-    try:
-        result: FetchResult = LIVE.get(ctx, plan.connector).fetch(fetch)
-    except ProviderFailure as failure:
-        provider_ms = (time.perf_counter() - provider_started) * 1000
-        index = _audit(
-            ctx,
-            actor,
-            code,
-            client,
-            plan,
-            outcome=failure.outcome,
-            rows=0,
-            digest=None,
-            started=started,
-            provider_ms=provider_ms,
-            detail=failure.message_en,
-        )
-        failure.details = {**(failure.details or {}), "audit_index": index}
-        raise
+
+
+def _failed(
+    actor: Actor,
+    code: str,
+    client: str,
+    plan: _Plan,
+    failure: ProviderFailure,
+    started: float,
+    provider_started: float,
+) -> _Done:
+    provider_ms = (time.perf_counter() - provider_started) * 1000
+    entry, row = _leaf(
+        actor,
+        code,
+        client,
+        plan,
+        outcome=failure.outcome,
+        rows=0,
+        digest=None,
+        started=started,
+        provider_ms=provider_ms,
+        detail=failure.message_en,
+    )
+    return _Done(entry, row, error=failure)
+
+
+def _finish(
+    actor: Actor,
+    code: str,
+    client: str,
+    plan: _Plan,
+    request: GatewayQuery,
+    result: FetchResult,
+    started: float,
+    provider_started: float,
+) -> _Done:
+    """The provider's schema check, masking and the response digest."""
     provider_ms = (time.perf_counter() - provider_started) * 1000
     back = {plan.source[item]: item for item in plan.items}
     renamed = [{back.get(k, k): v for k, v in row.items()} for row in result.rows]
@@ -349,8 +414,7 @@ def query(
             f"row {p.row}: {p.item} {p.problem} (expected {p.expected}, got {p.found})"
             for p in problems[:5]
         )
-        index = _audit(
-            ctx,
+        entry, row = _leaf(
             actor,
             code,
             client,
@@ -362,16 +426,16 @@ def query(
             provider_ms=provider_ms,
             detail=detail,
         )
-        raise ProviderError(
+        error = ProviderError(
             "提供方返回的数据不符合目录声明的信息项（已记录数据质量问题）",
             "The provider's data does not match the catalogue's items (quality failure logged)",
             code="provider_schema_mismatch",
-            details={"problems": [p.__dict__ for p in problems], "audit_index": index},
+            details={"problems": [p.__dict__ for p in problems]},
         )
+        return _Done(entry, row, error=error)
     masked = mask_rows(rows, plan.masked)
     digest = hashlib.sha256(canonical_json(masked)).hexdigest()
-    index = _audit(
-        ctx,
+    entry, row = _leaf(
         actor,
         code,
         client,
@@ -382,7 +446,7 @@ def query(
         started=started,
         provider_ms=provider_ms,
     )
-    return GatewayAnswer(
+    answer = GatewayAnswer(
         code,
         plan.items,
         plan.masked,
@@ -390,6 +454,66 @@ def query(
         request.limit,
         request.offset,
         result.has_more,
-        index,
+        -1,
         digest,
     )
+    return _Done(entry, row, answer=answer)
+
+
+def query(
+    ctx: Context, actor: Actor, code: str, client: str, request: GatewayQuery
+) -> GatewayAnswer:
+    """The gateway, blocking (the CLI, the demo loader, tests); see ``aquery``."""
+    started = time.perf_counter()
+    _check_caller(actor, client, request)
+    plan = _plan(*_read_inputs(ctx, actor, code), request)
+    fetch = _admit(ctx, plan, request)
+    provider_started = time.perf_counter()
+    try:
+        try:
+            result = LIVE.get(ctx, plan.connector).fetch(fetch)
+        except ProviderFailure as failure:
+            done = _failed(actor, code, client, plan, failure, started, provider_started)
+        else:
+            done = _finish(actor, code, client, plan, request, result, started, provider_started)
+    except BaseException:
+        LIMITER.release([((ctx.db.url, plan.grant_id), 1)])  # admitted, never logged
+        raise
+    return done.deliver(commit_leaf(ctx, done.entry, done.row))
+
+
+async def aquery(
+    ctx: Context, actor: Actor, code: str, client: str, request: GatewayQuery
+) -> GatewayAnswer:
+    """The gateway on the event loop (the API route): no thread is held for a query.
+
+    With warm caches the access check reads nothing; a REST connector's call is awaited
+    on its shared pooled client; the leaf joins the loop's group commit, whose batch is
+    written in one worker thread. Only a cache miss, a SQL or file connector, and the
+    batch's commit go to threads.
+    """
+    started = time.perf_counter()
+    _check_caller(actor, client, request)
+    inputs = _cached_inputs(ctx, actor, code)
+    if inputs is None:  # one read for all the queries that missed together
+        key = ("exchange.gateway", ctx.db.url, code, tuple(sorted(actor.department_ids)))
+        inputs = await load_once(key, _read_inputs, ctx, actor, code)
+    plan = _plan(*inputs, request)
+    fetch = _admit(ctx, plan, request)
+    provider_started = time.perf_counter()
+    try:
+        connector = LIVE.get(ctx, plan.connector)
+        afetch = getattr(connector, "afetch", None)
+        try:
+            if afetch is not None:
+                result = await afetch(fetch)
+            else:
+                result = await to_thread.run_sync(connector.fetch, fetch)
+        except ProviderFailure as failure:
+            done = _failed(actor, code, client, plan, failure, started, provider_started)
+        else:
+            done = _finish(actor, code, client, plan, request, result, started, provider_started)
+    except BaseException:  # a cancelled request included
+        LIMITER.release([((ctx.db.url, plan.grant_id), 1)])  # admitted, never logged
+        raise
+    return done.deliver(await acommit_leaf(ctx, done.entry, done.row))

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from xietong.apps.exchange import approval
 from xietong.apps.exchange.events import GrantCreated, GrantRevoked, ShareRequested
+from xietong.apps.exchange.gateway_cache import forget_grants
 from xietong.apps.exchange.masking import rule_for
 from xietong.apps.exchange.models import Resource
 from xietong.apps.exchange.service import load
@@ -366,6 +367,8 @@ def submit_request(ctx: Context, actor: Actor, data: RequestInput) -> RequestVie
         )
         view = request_view(session, row)
         uow.commit()
+    if view.grant_id is not None:
+        forget_grants()
     return view
 
 
@@ -486,6 +489,7 @@ def revoke_grant(ctx: Context, actor: Actor, grant_id: int, reason: str) -> Gran
             MODULE,
         )
         uow.commit()
+    forget_grants()
     return view
 
 
@@ -507,4 +511,5 @@ def set_rate_limit(ctx: Context, actor: Actor, grant_id: int, per_minute: int) -
         )
         view = grant_view(uow.session, row)
         uow.commit()
+    forget_grants()
     return view

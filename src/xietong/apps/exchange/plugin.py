@@ -149,10 +149,22 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
+def hot_api_routers() -> list[APIRouter]:
+    from xietong.apps.exchange.sharing_routes import gateway_router
+
+    return [gateway_router]
+
+
+@hookimpl
 def web_routers() -> list[APIRouter]:
+    from fastapi import APIRouter
+
+    from xietong.apps.exchange.demo_sharing import serve_demo_provider
     from xietong.apps.exchange.pages import router
 
-    return [router]
+    # No routes: its lifespan runs the demo's provider service beside the server
+    provider = APIRouter(lifespan=serve_demo_provider)
+    return [router, provider]
 
 
 @hookimpl

@@ -184,3 +184,14 @@ class Subscription(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class RateWindow(Base):
+    """Gateway queries per grant per one-minute window, shared by every gateway
+    process (``ratelimit``); windows older than the previous one are deleted."""
+
+    __tablename__ = "exchange_rate_window"
+
+    grant_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch minute
+    count: Mapped[int] = mapped_column(Integer)

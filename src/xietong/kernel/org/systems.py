@@ -11,6 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -31,6 +34,30 @@ KEY_PREFIX = "xt_"
 # last_used_at is a hint for administrators ("is this system still calling?"), not an
 # access log: writing it at most once a minute keeps authentication a pure read.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+# An authenticated key is remembered for this long in this process: a gateway answering
+# hundreds of calls a second would otherwise spend three queries on each one. Rotating
+# or deactivating a system through this module forgets every key at once; a change made
+# by another process (or to the system's department tree) is seen within this bound.
+KEY_CACHE_TTL_S = 2.0
+
+
+@dataclass(frozen=True)
+class _KnownKey:
+    actor: Actor
+    system_id: int
+    checked_at: float  # time.monotonic()
+    last_used: datetime | None
+
+
+_known_keys: dict[tuple[str, str], _KnownKey] = {}
+_monotonic = time.monotonic  # tests replace it to step over the bound
+_known_keys_lock = threading.Lock()
+
+
+def forget_api_keys() -> None:
+    """Drop every remembered key: the next call of each system is looked up again."""
+    with _known_keys_lock:
+        _known_keys.clear()
 
 
 def _new_key() -> tuple[str, str]:
@@ -130,6 +157,7 @@ def rotate_system_key(ctx: Context, actor: Actor, system_id: int) -> IssuedKey:
             module="org",
         )
         uow.commit()
+    forget_api_keys()
     return IssuedKey(SystemView.of(system), key)
 
 
@@ -146,6 +174,7 @@ def deactivate_system(ctx: Context, actor: Actor, system_id: int) -> SystemView:
             module="org",
         )
         uow.commit()
+    forget_api_keys()
     return SystemView.of(system)
 
 
@@ -156,28 +185,52 @@ def list_systems(ctx: Context, actor: Actor) -> list[SystemView]:
         return [SystemView.of(row) for row in rows]
 
 
+def cached_api_key_actor(ctx: Context, key: str) -> Actor | None:
+    """The actor of ``key`` if this process authenticated it within ``KEY_CACHE_TTL_S``
+    and its last-used time needs no update — without any I/O, for async callers; ``None``
+    means "call ``authenticate_api_key``" (which may read and write), not "invalid"."""
+    known = _known_keys.get((ctx.db.url, key_digest(key))) if key else None
+    if known is None or _monotonic() - known.checked_at >= KEY_CACHE_TTL_S:
+        return None
+    if known.last_used is None or clock.now() - known.last_used >= LAST_USED_GRANULARITY:
+        return None
+    return known.actor
+
+
 def authenticate_api_key(ctx: Context, key: str) -> Actor | None:
     """The system this key belongs to, as an actor; ``None`` for a wrong or disabled key."""
     if not key or not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     digest = key_digest(key)
-    with ctx.db.read() as session:
-        system = session.scalar(
-            select(ConnectedSystem).where(ConnectedSystem.api_key_digest == digest)
-        )
-        # The indexed lookup already matched the digest; the constant-time compare is
-        # belt and braces against a future lookup that matches on a prefix.
-        if system is None or not hmac.compare_digest(system.api_key_digest, digest):
-            return None
-        department = session.get(Department, system.department_id)
-        if not system.active or department is None or not department.active:
-            return None
-        actor = actor_for_system(session, system)
-        last_used, system_id = system.last_used_at, system.id
+    cache_key = (ctx.db.url, digest)
+    known = _known_keys.get(cache_key)
+    if known is None or _monotonic() - known.checked_at >= KEY_CACHE_TTL_S:
+        checked_at = _monotonic()
+        with ctx.db.read() as session:
+            system = session.scalar(
+                select(ConnectedSystem).where(ConnectedSystem.api_key_digest == digest)
+            )
+            # The indexed lookup already matched the digest; the constant-time compare is
+            # belt and braces against a future lookup that matches on a prefix.
+            if system is None or not hmac.compare_digest(system.api_key_digest, digest):
+                return None
+            department = session.get(Department, system.department_id)
+            if not system.active or department is None or not department.active:
+                return None
+            known = _KnownKey(
+                actor_for_system(session, system), system.id, checked_at, system.last_used_at
+            )
+        with _known_keys_lock:
+            _known_keys[cache_key] = known
     now = clock.now()
-    if last_used is None or now - last_used >= LAST_USED_GRANULARITY:
-        _touch(ctx, system_id, now)
-    return actor
+    if known.last_used is None or now - known.last_used >= LAST_USED_GRANULARITY:
+        _touch(ctx, known.system_id, now)
+        with _known_keys_lock:
+            if _known_keys.get(cache_key) is known:
+                _known_keys[cache_key] = _KnownKey(
+                    known.actor, known.system_id, known.checked_at, now
+                )
+    return known.actor
 
 
 def _touch(ctx: Context, system_id: int, now: datetime) -> None:
