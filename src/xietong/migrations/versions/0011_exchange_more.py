@@ -1,7 +1,7 @@
 """exchange: per-grant rate-limit windows shared by the gateway processes
 
 Revision ID: 0011_exchange_more
-Revises: 0008_notify
+Revises: 0009_files
 Create Date: 2026-11-22
 """
 
