@@ -239,10 +239,14 @@ def append(
     few = _few_round_trips(connection, len(entries))
     if few and connection.dialect.driver != "psycopg":
         few = False  # the pipelined statements below speak psycopg
-    if not few:
+    local = _sqlite_driver(connection, len(entries))
+    if not few and local is None:
         for sql, params in before:
             connection.exec_driver_sql(sql, params)
-    locked = _lock_with_frontier(connection, before) if few else None
+    if local is not None:
+        locked = _sqlite_size_with_frontier(local, before)
+    else:
+        locked = _lock_with_frontier(connection, before) if few else None
     if locked is None:
         size = _lock_size(session)
         frontier = merkle.Frontier.from_reader(SessionNodeReader(session), size)
@@ -261,6 +265,9 @@ def append(
     new_size = size + len(entries)
     if few:
         _write_in_one_statement(connection, leaf_rows, node_rows, new_size, commit=commit)
+        return range(size, new_size)
+    if local is not None:
+        _sqlite_write(local, leaf_rows, node_rows, new_size)
         return range(size, new_size)
     _insert_many(session, AuditLeaf, ("idx", "leaf", "payload"), leaf_rows)
     _insert_many(session, AuditNode, ("level", "idx", "hash"), node_rows)
@@ -291,6 +298,56 @@ FROM (SELECT size FROM audit_state WHERE id = 1 FOR UPDATE) AS s
 LEFT JOIN generate_series(0, 62) AS bit(level) ON ((s.size >> bit.level) & 1) = 1
 LEFT JOIN audit_node AS a ON a.level = bit.level AND a.idx = (s.size >> bit.level) - 1
 """
+
+
+# SQLite, a command's few leaves: the size and the frontier in one statement (the write
+# transaction already excludes other writers), and every statement straight to the
+# driver, where SQLAlchemy's execution cost more than the statements.
+_SIZE_WITH_FRONTIER = """
+WITH RECURSIVE bit(level) AS (SELECT 0 UNION ALL SELECT level + 1 FROM bit WHERE level < 62)
+SELECT s.size, a.level, a.idx, a.hash
+FROM (SELECT size FROM audit_state WHERE id = 1) AS s
+LEFT JOIN bit ON ((s.size >> bit.level) & 1) = 1
+LEFT JOIN audit_node AS a ON a.level = bit.level AND a.idx = (s.size >> bit.level) - 1
+"""
+
+
+def _sqlite_driver(connection: Any, count: int) -> Any:
+    """The sqlite3 connection for a command's few leaves, else None."""
+    if connection.dialect.driver != "pysqlite" or count > _FEW_LEAVES:
+        return None
+    return connection.connection.driver_connection
+
+
+def _sqlite_size_with_frontier(
+    raw: Any, before: Sequence[tuple[str, tuple[Any, ...]]]
+) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+    for sql, params in before:
+        raw.execute(sql, params)
+    rows = raw.execute(_SIZE_WITH_FRONTIER).fetchall()
+    if not rows:
+        return None
+    nodes = {(level, idx): bytes(digest) for _size, level, idx, digest in rows if level is not None}
+    return rows[0][0], nodes
+
+
+def _sqlite_write(
+    raw: Any,
+    leaf_rows: list[tuple[int, bytes, str]],
+    node_rows: list[tuple[int, int, bytes]],
+    new_size: int,
+) -> None:
+    leaves = ", ".join(["(?, ?, ?)"] * len(leaf_rows))
+    nodes = ", ".join(["(?, ?, ?)"] * len(node_rows))
+    raw.execute(
+        f"INSERT INTO audit_leaf (idx, leaf, payload) VALUES {leaves}",
+        tuple(chain.from_iterable(leaf_rows)),
+    )
+    raw.execute(
+        f"INSERT INTO audit_node (level, idx, hash) VALUES {nodes}",
+        tuple(chain.from_iterable(node_rows)),
+    )
+    raw.execute("UPDATE audit_state SET size = ? WHERE id = 1", (new_size,))
 
 
 def _few_round_trips(connection: Any, count: int) -> bool:
