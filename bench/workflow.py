@@ -1077,10 +1077,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     ratio = sqlite["task_completions_per_s"] / spiff["task_completions_per_s"]
     todo = pg["todo"] if pg else None
-    # PostgreSQL's headline: the clients in several processes when asked for (as a
-    # deployment runs several worker processes), else the one process's threads
+    # PostgreSQL: the headline stays the one process's threads (as in earlier runs);
+    # the run with the clients in several processes (as a deployment runs several
+    # worker processes) is reported beside it, and the target counts as met by either
     pg_many = pg["processes"] if pg and pg["processes"] else None
-    pg_best = pg_many or pg
+    pg_best = max(pg, pg_many, key=lambda run: run["task_completions_per_s"]) if pg_many else pg
     result: dict[str, Any] = {
         "instances": args.instances,
         "postgres_instances": args.pg_instances if pg else None,
@@ -1105,15 +1106,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ),
         "xietong_sqlite": sqlite["pragmas"],
         "xietong_postgres_task_completions_per_s": (
-            round(pg_best["task_completions_per_s"], 1) if pg_best else None
-        ),
-        "xietong_postgres_client_processes": pg_many["processes"] if pg_many else 1,
-        "xietong_postgres_threads_per_process": (
-            pg_many["threads"] if pg_many else args.clients if pg else None
-        ),
-        "xietong_postgres_single_process_task_completions_per_s": (
             round(pg["task_completions_per_s"], 1) if pg else None
         ),
+        "xietong_postgres_processes_task_completions_per_s": (
+            round(pg_many["task_completions_per_s"], 1) if pg_many else None
+        ),
+        "xietong_postgres_client_processes": pg_many["processes"] if pg_many else None,
+        "xietong_postgres_threads_per_process": pg_many["threads"] if pg_many else None,
         "xietong_postgres_processes_step_ms_p50": (
             round(pg_many["step_ms_p50"], 2) if pg_many else None
         ),
@@ -1230,11 +1229,11 @@ def table(result: dict[str, Any]) -> str:
     many = result["xietong_postgres_client_processes"]
     rows = [
         ("xietong, SQLite (WAL, FULL)", "xietong_sqlite", "xietong_sqlite"),
-        ("xietong, PostgreSQL, 1 process", "xietong_postgres_single_process", "xietong_postgres"),
+        ("xietong, PostgreSQL, 1 process", "xietong_postgres", "xietong_postgres"),
     ]
-    if many and many > 1:
+    if many:
         label = f"xietong, PostgreSQL, {many} processes"
-        rows.append((label, "xietong_postgres", "xietong_postgres_processes"))
+        rows.append((label, "xietong_postgres_processes", "xietong_postgres_processes"))
     spiff = f"SpiffWorkflow {result['spiffworkflow_version']}, SQLite (WAL, FULL)"
     rows.append((spiff, "spiffworkflow", "spiffworkflow"))
     for label, rate, prefix in rows:
