@@ -196,7 +196,10 @@ def test_boundary_messages() -> None:
       steps: [{id: archive, task: {roles: [clerk]}}]
   - id: approve
     task: {roles: [approver]}
-    on_message: {message: supplement, interrupting: false, steps: [{id: note, task: {roles: [clerk]}}]}
+    on_message:
+      message: supplement
+      interrupting: false
+      steps: [{id: note, task: {roles: [clerk]}}]
 """
     )
     assert check(graph) == []
