@@ -210,18 +210,43 @@ def _leaf_bytes(index: int, moment: str, entry: Entry, payload_sha256: str) -> b
     )
 
 
-def append(session: Session, entries: Iterable[Entry], *, now: datetime | None = None) -> range:
+def append(
+    session: Session,
+    entries: Iterable[Entry],
+    *,
+    now: datetime | None = None,
+    before: Sequence[tuple[str, tuple[Any, ...]]] = (),
+    commit: bool = False,
+) -> range:
     """Append entries as consecutive leaves inside the caller's transaction.
 
     Returns the range of leaf indexes written. Nothing is visible until the caller
     commits, and a rollback leaves the tree as it was.
+
+    ``before``: plain statements (SQL, parameters) of the caller's to run first, ahead
+    of the tree-size lock (on PostgreSQL in the same round trip as the lock).
+    ``commit``: the caller commits right after this; on PostgreSQL the leaf's write
+    and the COMMIT then go in one round trip, and the caller's own commit finds the
+    transaction already committed. The lock is held from the lock's statement to that
+    COMMIT: one round trip and the COMMIT, instead of two round trips and the COMMIT.
     """
     entries = list(entries)
-    if not entries:
-        return range(0)
     connection = session.connection()
+    if not entries:
+        for sql, params in before:
+            connection.exec_driver_sql(sql, params)
+        return range(0)
     few = _few_round_trips(connection, len(entries))
-    locked = _lock_with_frontier(connection) if few else None
+    if few and connection.dialect.driver != "psycopg":
+        few = False  # the pipelined statements below speak psycopg
+    local = _sqlite_driver(connection, len(entries))
+    if not few and local is None:
+        for sql, params in before:
+            connection.exec_driver_sql(sql, params)
+    if local is not None:
+        locked = _sqlite_size_with_frontier(local, before)
+    else:
+        locked = _lock_with_frontier(connection, before) if few else None
     if locked is None:
         size = _lock_size(session)
         frontier = merkle.Frontier.from_reader(SessionNodeReader(session), size)
@@ -239,7 +264,10 @@ def append(session: Session, entries: Iterable[Entry], *, now: datetime | None =
         node_rows.extend(frontier.append(merkle.leaf_hash(leaf)))
     new_size = size + len(entries)
     if few:
-        _write_in_one_statement(connection, leaf_rows, node_rows, new_size)
+        _write_in_one_statement(connection, leaf_rows, node_rows, new_size, commit=commit)
+        return range(size, new_size)
+    if local is not None:
+        _sqlite_write(local, leaf_rows, node_rows, new_size)
         return range(size, new_size)
     _insert_many(session, AuditLeaf, ("idx", "leaf", "payload"), leaf_rows)
     _insert_many(session, AuditNode, ("level", "idx", "hash"), node_rows)
@@ -272,6 +300,56 @@ LEFT JOIN audit_node AS a ON a.level = bit.level AND a.idx = (s.size >> bit.leve
 """
 
 
+# SQLite, a command's few leaves: the size and the frontier in one statement (the write
+# transaction already excludes other writers), and every statement straight to the
+# driver, where SQLAlchemy's execution cost more than the statements.
+_SIZE_WITH_FRONTIER = """
+WITH RECURSIVE bit(level) AS (SELECT 0 UNION ALL SELECT level + 1 FROM bit WHERE level < 62)
+SELECT s.size, a.level, a.idx, a.hash
+FROM (SELECT size FROM audit_state WHERE id = 1) AS s
+LEFT JOIN bit ON ((s.size >> bit.level) & 1) = 1
+LEFT JOIN audit_node AS a ON a.level = bit.level AND a.idx = (s.size >> bit.level) - 1
+"""
+
+
+def _sqlite_driver(connection: Any, count: int) -> Any:
+    """The sqlite3 connection for a command's few leaves, else None."""
+    if connection.dialect.driver != "pysqlite" or count > _FEW_LEAVES:
+        return None
+    return connection.connection.driver_connection
+
+
+def _sqlite_size_with_frontier(
+    raw: Any, before: Sequence[tuple[str, tuple[Any, ...]]]
+) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+    for sql, params in before:
+        raw.execute(sql, params)
+    rows = raw.execute(_SIZE_WITH_FRONTIER).fetchall()
+    if not rows:
+        return None
+    nodes = {(level, idx): bytes(digest) for _size, level, idx, digest in rows if level is not None}
+    return rows[0][0], nodes
+
+
+def _sqlite_write(
+    raw: Any,
+    leaf_rows: list[tuple[int, bytes, str]],
+    node_rows: list[tuple[int, int, bytes]],
+    new_size: int,
+) -> None:
+    leaves = ", ".join(["(?, ?, ?)"] * len(leaf_rows))
+    nodes = ", ".join(["(?, ?, ?)"] * len(node_rows))
+    raw.execute(
+        f"INSERT INTO audit_leaf (idx, leaf, payload) VALUES {leaves}",
+        tuple(chain.from_iterable(leaf_rows)),
+    )
+    raw.execute(
+        f"INSERT INTO audit_node (level, idx, hash) VALUES {nodes}",
+        tuple(chain.from_iterable(node_rows)),
+    )
+    raw.execute("UPDATE audit_state SET size = ? WHERE id = 1", (new_size,))
+
+
 def _few_round_trips(connection: Any, count: int) -> bool:
     dialect = connection.dialect
     return (
@@ -281,9 +359,20 @@ def _few_round_trips(connection: Any, count: int) -> bool:
     )
 
 
-def _lock_with_frontier(connection: Any) -> tuple[int, dict[tuple[int, int], bytes]] | None:
-    """(size, frontier nodes) with the size row locked; None before the first append."""
-    rows = connection.exec_driver_sql(_LOCK_WITH_FRONTIER).all()
+def _lock_with_frontier(
+    connection: Any, before: Sequence[tuple[str, tuple[Any, ...]]] = ()
+) -> tuple[int, dict[tuple[int, int], bytes]] | None:
+    """(size, frontier nodes) with the size row locked; None before the first append.
+
+    ``before`` runs first, in the same pipeline (one round trip with the lock)."""
+    raw = connection.connection.driver_connection
+    if before:
+        with raw.pipeline():
+            for sql, params in before:
+                raw.execute(sql, params)
+            rows = raw.execute(_LOCK_WITH_FRONTIER).fetchall()
+    else:
+        rows = raw.execute(_LOCK_WITH_FRONTIER).fetchall()
     if not rows:
         return None
     nodes = {(level, idx): bytes(digest) for _size, level, idx, digest in rows if level is not None}
@@ -316,8 +405,11 @@ def _write_in_one_statement(
     leaf_rows: list[tuple[int, bytes, str]],
     node_rows: list[tuple[int, int, bytes]],
     new_size: int,
+    *,
+    commit: bool = False,
 ) -> None:
-    """Leaves, nodes and the new size in one statement (PostgreSQL's writable CTEs)."""
+    """Leaves, nodes and the new size in one statement (PostgreSQL's writable CTEs);
+    with ``commit``, followed by COMMIT in the same round trip."""
     mark = _PLACEHOLDERS[connection.dialect.paramstyle]
     leaves = ", ".join([f"({mark}, {mark}, {mark})"] * len(leaf_rows))
     nodes = ", ".join([f"({mark}, {mark}, {mark})"] * len(node_rows))
@@ -327,7 +419,13 @@ def _write_in_one_statement(
         f"UPDATE audit_state SET size = {mark} WHERE id = 1"
     )
     values = [*chain.from_iterable(leaf_rows), *chain.from_iterable(node_rows), new_size]
-    connection.exec_driver_sql(sql, tuple(values))
+    raw = connection.connection.driver_connection
+    if not commit:
+        raw.execute(sql, tuple(values))
+        return
+    with raw.pipeline():
+        raw.execute(sql, tuple(values))
+        raw.execute("COMMIT")
 
 
 # --- reading and proofs ------------------------------------------------------------

@@ -30,7 +30,9 @@ class Event:
         return ""
 
     def data(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
+        # field by field rather than dataclasses.asdict, which deep-copies every value
+        # first; this runs for every event of every command
+        return _jsonable(self)
 
 
 _REGISTRY: dict[str, type[Event]] = {}
@@ -80,9 +82,23 @@ def to_cloudevent(event: Event, *, event_id: str, time: datetime, module: str) -
     return cloud
 
 
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _jsonable(value: Any) -> Any:
+    if value is None or type(value) in (str, int, float, bool):
+        return value
     if isinstance(value, datetime):
         return rfc3339(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _jsonable(getattr(value, name)) for name in _field_names(type(value))}
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
-from xietong.kernel.db import Base, insert_rows
+from xietong.kernel.db import Base, insert_rows, insert_statements
 
 
 class OutboxEvent(Base):
@@ -68,3 +68,8 @@ def write_events(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Insert outbox rows (from ``row_values``) in one statement, in the caller's
     transaction; ``seq`` follows the order of ``rows``."""
     insert_rows(connection, OutboxEvent.__table__, _ROW_COLUMNS, rows)
+
+
+def event_statements(connection: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+    """``write_events`` as (SQL, parameters) pairs, for a caller that sends them itself."""
+    return insert_statements(connection.dialect, OutboxEvent.__table__, _ROW_COLUMNS, rows)

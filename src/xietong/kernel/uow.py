@@ -10,8 +10,8 @@ Leaves and events are written at ``commit()`` — after the domain changes are f
 just before the database commit — so the audit lock is held for as short a time as
 possible, and nothing leaves the process before the transaction is durable. The events
 go in first, in one multi-row INSERT, and the audit leaf last: on PostgreSQL the leaf
-locks the tree-size row, which every command needs, so only the leaf's own statements
-and the COMMIT run while it is held.
+locks the tree-size row, which every command needs, so only the leaf's own statement
+and the COMMIT run while it is held — sent together, in one round trip.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from xietong.kernel import audit, clock
 from xietong.kernel.events import Event, ensure_registered, to_cloudevent
-from xietong.kernel.outbox import row_values, write_events
+from xietong.kernel.outbox import event_statements, row_values
 
 if TYPE_CHECKING:
     from xietong.kernel.access import Actor
@@ -67,6 +67,7 @@ class UnitOfWork:
             raise RuntimeError("a command must record at least one audit entry")
         self.session.flush()
         moment = clock.now()
+        events: list[tuple[str, tuple[Any, ...]]] = []
         if self._events:
             rows = [
                 row_values(
@@ -75,8 +76,12 @@ class UnitOfWork:
                 )
                 for event, module in self._events
             ]
-            write_events(self.session.connection(), rows)
-        self.audit_indexes = audit.append(self.session, self._entries, now=moment)
+            events = event_statements(self.session.connection(), rows)
+        # PostgreSQL: the events go in the round trip that locks the tree size, and the
+        # leaf with the COMMIT (audit.append); Session.commit then finds it committed
+        self.audit_indexes = audit.append(
+            self.session, self._entries, now=moment, before=events, commit=True
+        )
         self.session.commit()
         self.committed = True
         if self._events:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
-from xietong.kernel.workflow import instances, operations
+from xietong.kernel.workflow import definitions, instances, operations
 from xietong.kernel.workflow.model import Assignment
 from xietong.kernel.workflow.store import WfFork, WfHistory, WfTask, WfToken
 from xietong.kernel.workflow.views import TaskView
@@ -422,3 +422,27 @@ def test_leaving_the_task_ends_its_boundary_message_subscription(bed: Flowbed) -
     with pytest.raises(NotFound) as error:
         instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
     assert error.value.code == "no_waiting_message"
+
+
+_YAML_CANCELLABLE = """
+key: yaml_bm
+steps:
+  - id: a
+    task: {assignee: rev1}
+    on_message:
+      message: cancel
+      correlation: "${order}"
+      steps: [{id: handle, task: {assignee: boss}}]
+"""
+
+
+def test_a_yaml_boundary_message_abandons_the_task(bed: Flowbed) -> None:
+    definitions.deploy(bed.ctx, bed.op, _YAML_CANCELLABLE, "yaml")
+    started = bed.start("yaml_bm", variables={"order": "A-1"})
+    assert bed.waiting_nodes(started.id) == ["a", "a_message"]
+    instances.correlate_message(bed.ctx, bed.op, "cancel", "A-1")
+    assert bed.waiting_nodes(started.id) == ["handle"]
+    a = next(t for t in bed.tasks(started.id, None) if t.node_id == "a")
+    assert (a.status, a.cancel_reason) == ("cancelled", "boundary_message")
+    operations.complete(bed.ctx, bed.actor("boss"), bed.open_task(started.id, "handle").id)
+    assert bed.instance(started.id).instance.status == "completed"

@@ -185,10 +185,52 @@ def test_escalation_timers() -> None:
     assert [f.target for f in graph.outgoing("urge")] == ["remind_timer_end"]
 
 
+def test_boundary_messages() -> None:
+    graph = steps(
+        """
+  - id: review
+    task: {roles: [reviewer]}
+    on_message:
+      message: withdrawn
+      correlation: "${application_no}"
+      steps: [{id: archive, task: {roles: [clerk]}}]
+  - id: approve
+    task: {roles: [approver]}
+    on_message:
+      message: supplement
+      interrupting: false
+      steps: [{id: note, task: {roles: [clerk]}}]
+"""
+    )
+    assert check(graph) == []
+    withdrawn = graph.nodes["review_message"]
+    assert (
+        withdrawn.kind,
+        withdrawn.attached_to,
+        withdrawn.cancel_activity,
+        withdrawn.message,
+        withdrawn.correlation_key,
+    ) == ("message", "review", True, "withdrawn", "${application_no}")
+    # interrupting: its steps replace the task and the process goes on after it
+    assert [f.source for f in graph.incoming("approve")] == ["review", "archive"]
+    supplement = graph.nodes["approve_message"]
+    assert (supplement.cancel_activity, supplement.correlation_key) == (False, None)
+    assert [f.target for f in graph.outgoing("note")] == ["approve_message_end"]
+
+
 @pytest.mark.parametrize(
     ("text", "path"),
     [
         ("key: p\nsteps: [{id: a, task: {rolez: [x]}}]", "steps[0].task.rolez"),
+        ("key: p\nsteps: [{id: a, task: {}, on_message: {}}]", "steps[0].on_message.message"),
+        (
+            "key: p\nsteps: [{id: a, task: {}, on_message: {message: m, after: P1D}}]",
+            "steps[0].on_message.after",
+        ),
+        (
+            "key: p\nsteps: [{id: a, wait: {duration: P1D}, on_message: {message: m}}]",
+            "steps[0].on_message",
+        ),
         (
             "key: p\nsteps:\n - {id: a, task: {roles: [x]}}\n - {id: b, task: {roles: [x]}}\n"
             " - {id: c, task: {rolez: [x]}}",

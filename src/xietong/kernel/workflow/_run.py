@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from xietong.kernel import clock
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
-from xietong.kernel.db import insert_rows, plain_insert
+from xietong.kernel.db import Batch, StaleRow, insert_rows, plain_insert
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workflow._rows import queue_rows
 from xietong.kernel.workflow.definitions import graph_by_id
 from xietong.kernel.workflow.model import ProcessGraph
 from xietong.kernel.workflow.store import (
@@ -172,13 +174,6 @@ class Run:
         if state._variables is not None:
             state._variables.update(checked)
 
-    def flush_variables(self) -> None:
-        """One upsert per instance for the variables this step changed."""
-        for state in self.states.values():
-            if state.changed:
-                _upsert_variables(self.session, state.row.id, state.changed)
-                state.changed = {}
-
     # -- history --
 
     def history(
@@ -219,25 +214,50 @@ class Run:
         )
 
     def flush(self) -> None:
-        """Flush the ORM rows; a lost optimistic race (a task's version moved) is a
-        Conflict. A step's task and token rows are written by one flush, here or at
-        ``finish``: the engine reads what the step changed from the session, not back
-        from the database (``tokens.live_tokens``, ``tasks.group_tasks``)."""
+        """Write the pending rows; a lost optimistic race (a task's version moved) is a
+        Conflict. A step's task and token rows are written once, here or at ``finish``:
+        the engine reads what the step changed from the session, not back from the
+        database (``tokens.live_tokens``, ``tasks.group_tasks``)."""
+        self._write(Batch(self.session.connection()))
+
+    def finish(self) -> None:
+        """Write what is pending; call just before ``uow.commit()``.
+
+        The engine's rows (``_rows``), the candidates, the variables and the history
+        go in one batch — one round trip on PostgreSQL — in that order: instances
+        first, since variables and history refer to them.
+        """
+        batch = Batch(self.session.connection())
+        rows = self.session.info.pop(_CANDIDATES_KEY, None)
+        if rows:
+            batch.add_rows(WfTaskCandidate.__table__, _CANDIDATE, rows)
+        for state in self.states.values():
+            if state.changed:
+                batch.add(*_upsert_variables(batch.connection, state.row.id, state.changed))
+                state.changed = {}
+        if self._history:
+            batch.add_rows(WfHistory.__table__, _HISTORY, self._history)
+            self._history = []
+        self._write(batch)
+
+    def _write(self, batch: Batch) -> None:
+        """The engine's rows first, then ``batch``, then whatever else the ORM holds."""
+        first = Batch(batch.connection)
         try:
+            settle = queue_rows(self.session, first)
+            if settle is None:  # something only the ORM's flush orders right
+                self.session.flush()
+                batch.send()
+                return
+            first.items += batch.items
+            batch.items = []
+            first.send()
+            settle()
             self.session.flush()
-        except StaleDataError:
+        except (StaleDataError, StaleRow):
             raise Conflict(
                 "任务已被他人办理", "The task was already handled", code="task_already_completed"
             ) from None
-
-    def finish(self) -> None:
-        """Write what is pending; call just before ``uow.commit()``."""
-        self.flush()  # new instances first: variables and history refer to them
-        write_candidates(self.session)
-        self.flush_variables()
-        if self._history:
-            insert_rows(self.session.connection(), WfHistory.__table__, _HISTORY, self._history)
-            self._history = []
 
 
 ID_TABLES = ("wf_instance", "wf_token", "wf_task", "wf_fork")
@@ -336,17 +356,18 @@ _HISTORY = (
 """Columns of a history row, in the order ``Run.history`` builds them."""
 
 
-def _upsert_variables(session: Session, instance_id: int, values: Mapping[str, Any]) -> None:
+def _upsert_variables(
+    connection: Connection, instance_id: int, values: Mapping[str, Any]
+) -> tuple[str, tuple[Any, ...]]:
     # INSERT … ON CONFLICT (instance_id, name) DO UPDATE: SQLite (3.24+) and PostgreSQL
     # both speak it, so a step never reads the variables it only writes.
-    connection = session.connection()
     prepared = plain_insert(connection.dialect, WfVariable.__table__, _VARIABLE)
     to_json = prepared.processors[2]
     rows = [
         (instance_id, name, to_json(value) if to_json is not None else value)
         for name, value in sorted(values.items())
     ]
-    connection.exec_driver_sql(
+    return (
         prepared.head
         + ", ".join([prepared.one_row] * len(rows))
         + " ON CONFLICT (instance_id, name) DO UPDATE SET value = excluded.value",

@@ -43,9 +43,9 @@ from xietong.kernel.workflow.store import (
 )
 from xietong.kernel.workflow.tokens import (
     alive_tokens,
+    any_live_token,
     end_token,
     join,
-    live_tokens,
     new_token,
 )
 
@@ -382,7 +382,7 @@ def end_instance(run: Run, state: InstanceState, status: str, *, reason: str) ->
 def maybe_complete(run: Run, state: InstanceState) -> None:
     if state.row.status not in ("running", "suspended"):
         return
-    if live_tokens(run, state.row.id):
+    if any_live_token(run, state.row.id):
         return
     state.row.status = "completed"
     state.row.ended_at = clock.now()

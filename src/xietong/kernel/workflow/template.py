@@ -40,9 +40,9 @@ _COUNTERSIGN = {
     "sequential": "sequential_sign",
 }
 _STEP_KEYS = {
-    "task": {"on_timer"},
-    "service": {"on_timer"},
-    "call": {"on_timer"},
+    "task": {"on_timer", "on_message"},
+    "service": {"on_timer", "on_message"},
+    "call": {"on_timer", "on_message"},
 }
 # a pending link into the next node: (source node, condition, is the source's default)
 _Link = tuple[str, str | None, bool]
@@ -191,6 +191,8 @@ class _Compiler:
         exits: list[_Link] = [(step_id, None, False)]
         if "on_timer" in spec:
             exits += self.on_timer(step_id, spec["on_timer"], f"{path}.on_timer")
+        if "on_message" in spec:
+            exits += self.on_message(step_id, spec["on_message"], f"{path}.on_message")
         return exits
 
     def task_fields(self, body: Any, path: str) -> dict[str, Any]:
@@ -290,21 +292,37 @@ class _Compiler:
         spec = _check_keys(body, path, allowed, ("after",))
         after = _typed(spec["after"], f"{path}.after", str, "text")
         working = _typed(spec.get("working_days", False), f"{path}.working_days", bool, "bool")
+        fields = {"kind": "timer", "name": "超时", "timer": Timer("duration", after, working)}
+        return self._boundary(host, "timer", spec, path, fields)
+
+    def on_message(self, host: str, body: Any, path: str) -> list[_Link]:
+        """A boundary message event: ``message`` (its name), ``correlation`` (an
+        expression evaluated when the step starts), ``interrupting``, ``steps``."""
+        allowed = {"message", "correlation", "interrupting", "steps"}
+        spec = _check_keys(body, path, allowed, ("message",))
+        correlation = spec.get("correlation")
+        fields = {
+            "kind": "message",
+            "name": "消息",
+            "message": _typed(spec["message"], f"{path}.message", str, "text"),
+            "correlation_key": correlation
+            and _typed(correlation, f"{path}.correlation", str, "text"),
+        }
+        return self._boundary(host, "message", spec, path, fields)
+
+    def _boundary(
+        self, host: str, suffix: str, spec: Mapping[str, Any], path: str, fields: dict[str, Any]
+    ) -> list[_Link]:
         interrupting = _typed(spec.get("interrupting", True), f"{path}.interrupting", bool, "bool")
-        timer_id = self.add_node(
-            f"{host}_timer",
-            path,
-            kind="timer",
-            name="超时",
-            timer=Timer("duration", after, working),
-            attached_to=host,
-            cancel_activity=interrupting,
+        event_id = self.add_node(
+            f"{host}_{suffix}", path, attached_to=host, cancel_activity=interrupting, **fields
         )
-        exits = self.sequence(spec.get("steps", []), f"{path}.steps", [(timer_id, None, False)])
+        exits = self.sequence(spec.get("steps", []), f"{path}.steps", [(event_id, None, False)])
         if interrupting or not exits:
             return exits  # the escalation replaces the task and goes on after it
-        # a non-interrupting timer runs beside the task: its branch must not go on too
-        self.connect(exits, self.add_node(f"{host}_timer_end", path, kind="end", name="结束"))
+        # a non-interrupting event runs beside the task: its branch must not go on too
+        end = self.add_node(f"{host}_{suffix}_end", path, kind="end", name="结束")
+        self.connect(exits, end)
         return []
 
     def parallel(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm.util import identity_key
 
 from xietong.kernel import clock
 from xietong.kernel.errors import InvalidInput
@@ -87,6 +88,36 @@ def live_tokens(run: Run, instance_id: int) -> list[WfToken]:
         if isinstance(item, WfToken) and item.instance_id == instance_id:
             found[item.id] = item
     return sorted((t for t in found.values() if t.status in ALIVE_TOKEN), key=lambda t: t.id)
+
+
+_ALIVE_IDS = select(WfToken.id).where(
+    WfToken.instance_id == bindparam("instance"), WfToken.status.in_(ALIVE_TOKEN)
+)
+
+
+def any_live_token(run: Run, instance_id: int) -> bool:
+    """Whether ``live_tokens`` would return any, without loading token objects.
+
+    The ids of the rows alive in the database, read as plain values: a row the step
+    holds counts by its in-memory status, any other is alive; tokens made in this
+    step come from the session.
+    """
+    session = run.session
+    for item in session.new:
+        if (
+            isinstance(item, WfToken)
+            and item.instance_id == instance_id
+            and item.status in ALIVE_TOKEN
+        ):
+            return True
+    with session.no_autoflush:
+        ids = session.scalars(_ALIVE_IDS, {"instance": instance_id}).all()
+    held = session.identity_map
+    for token_id in ids:
+        token = held.get(identity_key(WfToken, token_id))
+        if token is None or token.status in ALIVE_TOKEN:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
