@@ -239,6 +239,38 @@ def test_a_cycle_with_a_start_date_or_an_end_date() -> None:
     assert first == THURSDAY + timedelta(hours=10)
     assert next_cycle_due(ending, first, 1, {}, None) is None  # past the end date
     assert next_cycle_due(start, THURSDAY, 2, {}, None) is None  # fired twice: done
+    assert next_cycle_due(start, THURSDAY, 1, {}, None) == (THURSDAY + timedelta(days=1), 2)
+
+
+def test_a_cycle_skips_the_occurrences_it_missed() -> None:
+    """A start date in the past (or a worker that was down) fires once, not in a burst."""
+    from xietong.kernel.workflow._durations import next_cycle_due
+
+    daily = Timer("cycle", "R5/2025-06-01T09:00:00+08:00/P1D")
+    first_due = datetime(2025, 6, 1, 9, 0, tzinfo=CST)
+    now = datetime(2025, 6, 3, 12, 0, tzinfo=CST)  # fired late, on the 3rd at noon
+    # the 2nd and 3rd occurrences are past: skipped, counted; next is the 4th, on the 4th
+    assert next_cycle_due(daily, first_due, 1, {}, None, now=now) == (
+        datetime(2025, 6, 4, 9, 0, tzinfo=CST),
+        4,
+    )
+    # everything missed: done
+    late = datetime(2025, 6, 9, 12, 0, tzinfo=CST)
+    assert next_cycle_due(daily, first_due, 1, {}, None, now=late) is None
+
+
+def test_a_boundary_cycle_whose_worker_was_down_does_not_fire_in_a_burst(
+    bed: Flowbed, frozen: clock.FrozenClock
+) -> None:
+    bed.deploy(_reminding(Timer("cycle", "R/PT1H")))
+    started = bed.start("cyc_0")
+    frozen.advance(timedelta(hours=5, minutes=30))  # four firings missed meanwhile
+    _run_jobs(bed)
+    _run_jobs(bed)
+    assert _fired(bed, started.id) == 1
+    frozen.advance(timedelta(minutes=31))  # the schedule goes on: 6:00 after the start
+    _run_jobs(bed)
+    assert _fired(bed, started.id) == 2
 
 
 def test_a_task_reopened_by_withdraw_rearms_its_boundary_timer(

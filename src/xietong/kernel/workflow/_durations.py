@@ -5,7 +5,8 @@ is due three working days later on the kernel calendar, at the same time of day 
 China time. A cycle ``R3/PT1H`` is due after its first interval, then (on a
 non-interrupting boundary event, see ``next_cycle_due``) every interval after the
 previous firing until it has fired n times (``R/PT1H``: while the activity waits).
-``R2/2030-01-01T09:00:00/P1D`` first fires at the start date; ``R2/P1D/<end>`` never
+``R2/2030-01-01T09:00:00/P1D`` first fires at the start date (at once if that is past,
+then on its schedule: missed occurrences are not made up); ``R2/P1D/<end>`` never
 fires after the end date.
 """
 
@@ -151,15 +152,27 @@ def next_cycle_due(
     fired: int,
     variables: Mapping[str, Any],
     calendar: WorkCalendar | None,
-) -> datetime | None:
-    """When a cycle that has fired ``fired`` times (the last at ``previous``) fires
-    next, or None when it is done (n firings, or past its end date)."""
+    *,
+    now: datetime | None = None,
+) -> tuple[datetime, int] | None:
+    """When a cycle that has fired ``fired`` times (the last due at ``previous``) fires
+    next, and which firing that is; None when it is done (n firings, or past its end).
+
+    Occurrences already past at ``now`` are skipped and count against the repetitions:
+    a cycle whose start date lies in the past, or whose worker was down for a while,
+    fires once for what it missed and then keeps its schedule, instead of firing every
+    missed occurrence in a burst (Quartz calls this "fire once now").
+    """
     if timer.kind != "cycle":
         return None
     cycle = parse_cycle(_text(timer, variables))
-    if cycle.repetitions is not None and fired >= cycle.repetitions:
-        return None
+    number = fired + 1
     following = _plus(cycle.delta, cycle.whole_days, timer, previous, calendar)
+    while now is not None and following <= now:
+        number += 1
+        following = _plus(cycle.delta, cycle.whole_days, timer, following, calendar)
+    if cycle.repetitions is not None and number > cycle.repetitions:
+        return None
     if cycle.end is not None and following > cycle.end:
         return None
-    return following
+    return following, number

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from xietong.kernel import clock
 from xietong.kernel.access import WORKER
 from xietong.kernel.bus import ScheduledJob, complete_job, register_job_handler, schedule_job
 from xietong.kernel.context import Context
@@ -85,16 +86,22 @@ def _repeat(run: Run, state: InstanceState, token: WfToken, job: ScheduledJob) -
         return
     fired = int(job.payload.get("fired", 1))
     following = next_cycle_due(
-        boundary.timer, job.due_at, fired, run.variables(state), run.ctx.calendar
+        boundary.timer,
+        job.due_at,
+        fired,
+        run.variables(state),
+        run.ctx.calendar,
+        now=clock.now(),
     )
     if following is None:
         return
+    due, number = following
     schedule_job(
         run.session,
         JOB_TIMER,
-        due_at=following,
+        due_at=due,
         key=job.key,
-        payload={**job.payload, "fired": fired + 1},
+        payload={**job.payload, "fired": number},
     )
 
 
