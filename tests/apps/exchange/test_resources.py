@@ -220,7 +220,7 @@ def test_only_never_published_drafts_are_deleted(org: Org) -> None:
 
 
 def test_search_cuts_chinese_queries_into_words(org: Org) -> None:
-    from xietong.apps.exchange.search_terms import search_terms
+    from xietong.kernel.search import query_terms as search_terms
 
     assert search_terms("户籍人口信息") == ["户籍", "人口", "信息"]
     assert search_terms("101001/000001 的") == ["101001/000001"]

@@ -45,15 +45,7 @@ from xietong.apps.exchange.vocab import (
 from xietong.apps.exchange.workbook import ITEMS, RESOURCES, Row, Sheet, SheetSpec
 from xietong.kernel.access import Actor, can
 from xietong.kernel.org.models import Department
-
-
-@dataclass(frozen=True)
-class RowError:
-    sheet: str
-    row: int  # 1-based, as Excel shows it (the header is row 1)
-    column: str
-    message_zh: str
-    message_en: str
+from xietong.kernel.workbook import RowError
 
 
 @dataclass

@@ -4,10 +4,9 @@ Published entries are visible to every signed-in person and connected system; dr
 and withdrawn entries only to those who may manage the provider's resources. An entry
 the actor may not see answers "not found", so drafts do not leak through their codes.
 
-Search cuts the query into words with jieba (``search_terms``); an entry matches when
+Search cuts the query into words with jieba (``kernel.search.query_terms``); an entry matches when
 every word appears, case-insensitively, in its name, summary, code or an item name —
-enough for a city's few thousand entries. Full-text indexes (SQLite FTS5 /
-PostgreSQL ``tsvector``) come with the kernel's search module.
+enough for a city's few thousand entries (docs/search.md).
 """
 
 from __future__ import annotations
@@ -19,10 +18,10 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from xietong.apps.exchange.models import Item, Resource
-from xietong.apps.exchange.search_terms import search_terms
 from xietong.apps.exchange.service import MANAGE, READ, guarded, load
 from xietong.apps.exchange.views import ResourcePage, ResourceView
 from xietong.apps.exchange.vocab import ShareType, Status, values
+from xietong.kernel import search
 from xietong.kernel.access import Actor, authorize, can, visible_departments
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, NotFound
@@ -45,13 +44,22 @@ class ResourceQuery:
     offset: int = 0
 
 
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _prefix(value: str) -> str:
-    return _like(value)[1:]
+    return search.contains(value)[1:]
+
+
+def _anywhere_in_entry(pattern: str) -> ColumnElement[bool]:
+    """The entry's name, summary, code or an item's name is like ``pattern``."""
+    esc = search.ESCAPE
+    in_items = exists().where(
+        and_(Item.resource_id == Resource.id, Item.name.ilike(pattern, escape=esc))
+    )
+    return or_(
+        Resource.name.ilike(pattern, escape=esc),
+        Resource.summary.ilike(pattern, escape=esc),
+        Resource.code.ilike(pattern, escape=esc),
+        in_items,
+    )
 
 
 def _visible(actor: Actor) -> ColumnElement[bool] | None:
@@ -90,19 +98,10 @@ def _filtered(actor: Actor, query: ResourceQuery) -> Select[tuple[Resource]]:
     visible = _visible(actor)
     if visible is not None:
         conditions.append(visible)
-    for term in search_terms(query.text or ""):  # every word, anywhere in the entry
-        pattern = _like(term)
-        in_items = exists().where(
-            and_(Item.resource_id == Resource.id, Item.name.ilike(pattern, escape="\\"))
-        )
-        conditions.append(
-            or_(
-                Resource.name.ilike(pattern, escape="\\"),
-                Resource.summary.ilike(pattern, escape="\\"),
-                Resource.code.ilike(pattern, escape="\\"),
-                in_items,
-            )
-        )
+    # every word, anywhere in the entry
+    found = search.all_terms(search.query_terms(query.text), _anywhere_in_entry)
+    if found is not None:
+        conditions.append(found)
     if query.code:
         conditions.append(Resource.code.like(_prefix(query.code.strip()), escape="\\"))
     if query.category:

@@ -22,13 +22,14 @@ from xietong.apps.exchange.rules import CategoryLevel, ItemInput, ResourceInput
 from xietong.kernel.access import Actor
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput
+from xietong.kernel.workbook import MAX_BYTES
 
 router = APIRouter(prefix="/exchange", tags=["exchange 数据共享交换"])
 CtxDep = Annotated[Context, Depends(get_ctx)]
 Reader = Annotated[Actor, Depends(allow("exchange.catalogue.read"))]
 Manager = Annotated[Actor, Depends(allow("exchange.resource.manage"))]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_XLSX_BYTES = 20 * 1024 * 1024
+MAX_XLSX_BYTES = MAX_BYTES  # read one byte more, so the kernel refuses a larger file
 
 
 class Strict(BaseModel):

@@ -8,14 +8,8 @@ column keys are accepted too); cells hold the Chinese labels the office uses
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
-
-import openpyxl
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from xietong.apps.exchange.vocab import (
     CLASS_NAMES,
@@ -29,35 +23,23 @@ from xietong.apps.exchange.vocab import (
     choices_zh,
 )
 from xietong.kernel.errors import InvalidInput
-from xietong.kernel.org.workbook import cell_text
+from xietong.kernel.workbook import Column, Row, Sheet, SheetSpec, read_sheets, write_workbook
 
-MAX_BYTES = 20 * 1024 * 1024
-MAX_ROWS = 50_000
+__all__ = [
+    "ITEMS",
+    "LIST_SEPARATOR",
+    "RESOURCES",
+    "SHEETS",
+    "Column",
+    "Row",
+    "Sheet",
+    "SheetSpec",
+    "catalogue_template_xlsx",
+    "read_catalogue_workbook",
+    "write_catalogue_workbook",
+]
+
 LIST_SEPARATOR = "、"  # between share methods and between related codes
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str  # the field it fills; also accepted as a header
-    zh: str
-    required: bool = False
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SheetSpec:
-    key: str
-    zh: str
-    columns: tuple[Column, ...]
-
-    def find(self, header: str) -> Column | None:
-        for column in self.columns:
-            if header in (column.zh, column.key, *column.aliases):
-                return column
-        return None
-
-    def column(self, key: str) -> Column:
-        return next(column for column in self.columns if column.key == key)
 
 
 RESOURCES = SheetSpec(
@@ -98,102 +80,27 @@ ITEMS = SheetSpec(
 SHEETS = (RESOURCES, ITEMS)
 
 
-@dataclass(frozen=True)
-class Row:
-    number: int  # as Excel shows it: the header is row 1
-    values: dict[str, str]  # column key -> cleaned text ("" when blank)
-
-
-@dataclass
-class Sheet:
-    spec: SheetSpec
-    rows: list[Row]
-    missing: list[Column]  # required columns without a header
-
-
-def _invalid(message_zh: str, message_en: str, code: str = "invalid_xlsx") -> InvalidInput:
-    return InvalidInput(message_zh, message_en, code=code)
-
-
 def read_catalogue_workbook(data: bytes) -> dict[str, Sheet]:
     """The sheets present, by spec key; raises ``invalid_xlsx`` for a broken file."""
-    if len(data) > MAX_BYTES:
-        raise _invalid("文件过大（最大 20 MB）", "File too large (20 MB at most)", "file_too_large")
-    try:
-        # read-only parsing is lazy: every malformed-file failure surfaces in this block
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        try:
-            sheets = {spec.key: _read_sheet(book, spec) for spec in SHEETS}
-        finally:
-            book.close()
-    except InvalidInput:
-        raise
-    except Exception as bad:
-        raise _invalid(
-            "文件不是有效的 xlsx 工作簿", "The file is not a valid xlsx workbook"
-        ) from bad
+    sheets = read_sheets(data, SHEETS)
     if sheets[RESOURCES.key] is None:
-        raise _invalid(
+        raise InvalidInput(
             "工作簿中没有“资源”工作表",
             "The workbook has no sheet 资源 (resources)",
-            "invalid_catalogue_workbook",
+            code="invalid_catalogue_workbook",
         )
     return {key: sheet for key, sheet in sheets.items() if sheet is not None}
 
 
-def _read_sheet(book: Any, spec: SheetSpec) -> Sheet | None:
-    name = next((n for n in book.sheetnames if n.strip() in (spec.zh, spec.key)), None)
-    if name is None:
-        return None
-    sheet = book[name]
-    sheet.reset_dimensions()  # some writers store wrong dimensions; read what is there
-    rows = sheet.iter_rows(min_row=1, values_only=True)
-    positions: dict[str, int] = {}
-    for index, value in enumerate(next(rows, ())):
-        column = spec.find(cell_text(value))
-        if column is not None and column.key not in positions:
-            positions[column.key] = index
-    missing = [column for column in spec.columns if column.required and column.key not in positions]
-    parsed: list[Row] = []
-    for number, values in enumerate(rows, start=2):
-        if number > MAX_ROWS + 1:
-            raise _invalid(
-                f"工作表“{spec.zh}”超过 {MAX_ROWS} 行",
-                f"Sheet {spec.zh} has more than {MAX_ROWS} rows",
-                "too_many_rows",
-            )
-        cells = {
-            key: cell_text(values[index]) if index < len(values) else ""
-            for key, index in positions.items()
-        }
-        if any(cells.values()):
-            parsed.append(Row(number, cells))
-    return Sheet(spec, parsed, missing)
-
-
-def _cell(sheet: WriteOnlyWorksheet, value: Any) -> Any:
-    """Text that starts with "=" stays text: a summary must never become a formula."""
-    if isinstance(value, str) and value.startswith("="):
-        cell = WriteOnlyCell(sheet, value=value)
-        cell.data_type = "s"
-        return cell
-    return value
-
-
 def write_catalogue_workbook(resources: Iterable[list[Any]], items: Iterable[list[Any]]) -> bytes:
     """A workbook with both sheets (Chinese headers), the given rows, and a guide sheet."""
-    book = openpyxl.Workbook(write_only=True)
-    for spec, rows in ((RESOURCES, resources), (ITEMS, items)):
-        sheet = book.create_sheet(spec.zh)
-        sheet.append([column.zh for column in spec.columns])
-        for row in rows:
-            sheet.append([_cell(sheet, value) for value in row])
-    guide = book.create_sheet("说明")
-    for line in _guide():
-        guide.append(line)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return write_workbook(
+        [
+            (RESOURCES.zh, [RESOURCES.header(), *resources]),
+            (ITEMS.zh, [ITEMS.header(), *items]),
+            ("说明", _guide()),
+        ]
+    )
 
 
 def _guide() -> list[list[str]]:

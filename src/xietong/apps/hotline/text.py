@@ -8,19 +8,15 @@ shorter words inside long ones, so 物业管理费 meets 物业费); scikit-lear
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
-import jieba
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 
-jieba.setLogLevel(logging.WARNING)
-_init_lock = threading.Lock()
+from xietong.kernel.search import segmenter
 
 # Words that carry no topic in citizens' messages (politeness, the letter's frame).
 _STOPWORD_TEXT = """的 了 是 在 我 我们 你 你们 他 她 它 们 和 与 及 或 也 都 就 还 又
@@ -33,18 +29,11 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _KEEP = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]")
 
 
-def _ensure_jieba() -> None:
-    with _init_lock:
-        if not jieba.dt.initialized:
-            jieba.initialize()
-
-
 @lru_cache(maxsize=4096)
 def _tokens(text: str) -> tuple[str, ...]:
-    _ensure_jieba()
     return tuple(
         word
-        for word in jieba.cut_for_search(text)
+        for word in segmenter().cut_for_search(text)
         if len(word) > 1 and word not in STOPWORDS and _KEEP.search(word) and not word.isdigit()
     )
 

@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from xietong.apps.services import forms, search
+from xietong.apps.services import forms
 from xietong.apps.services.catalogue import CODE, READ, department_by_code
 from xietong.apps.services.events import MODULE, BundlePublished
 from xietong.apps.services.models import Bundle, BundleMatter, Matter
 from xietong.apps.services.views import BundleMatterView, BundleView
 from xietong.apps.services.vocab import Audience, BundleStatus
-from xietong.kernel import clock
+from xietong.kernel import clock, search
 from xietong.kernel.access import Actor, Resource, authorize
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound

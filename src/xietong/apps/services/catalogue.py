@@ -18,12 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from xietong.apps.services import forms, search
+from xietong.apps.services import forms
 from xietong.apps.services.events import MODULE, MatterChanged
 from xietong.apps.services.models import Matter
 from xietong.apps.services.views import MatterView
 from xietong.apps.services.vocab import MATTER_TYPE_ZH, matter_type
-from xietong.kernel import clock
+from xietong.kernel import clock, search
 from xietong.kernel.access import Actor, Resource, authorize
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound

@@ -12,13 +12,10 @@ Lists are written one entry per line: 申请材料 ``编码|名称|必须/可选
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import openpyxl
-from openpyxl import Workbook
 from sqlalchemy import select
 
 from xietong.apps.services import catalogue
@@ -28,8 +25,17 @@ from xietong.kernel.access import Actor, authorize
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, XietongError
 from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workbook import (
+    MAX_BYTES,
+    Column,
+    RowError,
+    SheetSpec,
+    open_workbook,
+    read_sheet,
+    write_workbook,
+)
 
-MAX_XLSX_BYTES = 20 * 1024 * 1024
+MAX_XLSX_BYTES = MAX_BYTES
 MAX_ROWS = 5000
 SHEET = "事项"
 # (key, header) in the order written; every column is required in the header row
@@ -48,17 +54,8 @@ COLUMNS = [
     ("outputs", "办理结果"),
     ("active", "状态"),
 ]
-HEADER = {zh: key for key, zh in COLUMNS}
 ZH = dict(COLUMNS)
-
-
-@dataclass(frozen=True)
-class RowError:
-    sheet: str
-    row: int  # 1-based as Excel shows it; the header is row 1
-    column: str
-    message_zh: str
-    message_en: str
+MATTERS = SheetSpec("matters", SHEET, tuple(Column(key, zh, True) for key, zh in COLUMNS))
 
 
 @dataclass
@@ -70,14 +67,6 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
     sha256: str = ""
     dry_run: bool = False
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
 
 
 def _lines(text: str) -> list[list[str]]:
@@ -129,51 +118,19 @@ def _row_input(values: dict[str, str], bad: Any) -> MatterInput | None:
 
 
 def _read(data: bytes) -> list[tuple[int, dict[str, str]]]:
-    if len(data) > MAX_XLSX_BYTES:
+    sheet = open_workbook(data, lambda book: read_sheet(book, MATTERS, max_rows=MAX_ROWS))
+    if sheet is None:
         raise InvalidInput(
-            "文件过大（最大 20 MB）", "File too large (20 MB at most)", code="file_too_large"
+            "工作簿中没有“事项”工作表", "The workbook has no sheet 事项", code="invalid_workbook"
         )
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        try:
-            if SHEET not in book.sheetnames:
-                raise InvalidInput(
-                    "工作簿中没有“事项”工作表",
-                    "The workbook has no sheet 事项",
-                    code="invalid_workbook",
-                )
-            sheet = book[SHEET]
-            sheet.reset_dimensions()
-            rows = sheet.iter_rows(values_only=True)
-            header = [_text(v) for v in next(rows, ())]
-            positions = {HEADER[h]: i for i, h in enumerate(header) if h in HEADER}
-            missing = [zh for key, zh in COLUMNS if key not in positions]
-            if missing:
-                raise InvalidInput(
-                    f"缺少列：{'、'.join(missing)}",
-                    f"Missing columns: {', '.join(missing)}",
-                    code="invalid_workbook",
-                )
-            parsed = []
-            for number, values in enumerate(rows, start=2):
-                if number > MAX_ROWS + 1:
-                    raise InvalidInput(
-                        f"最多 {MAX_ROWS} 行", f"At most {MAX_ROWS} rows", code="too_many_rows"
-                    )
-                cells = {
-                    k: _text(values[i]) if i < len(values) else "" for k, i in positions.items()
-                }
-                if any(cells.values()):
-                    parsed.append((number, cells))
-            return parsed
-        finally:
-            book.close()
-    except XietongError:
-        raise
-    except Exception as bad:
+    if sheet.missing:
+        missing = [column.zh for column in sheet.missing]
         raise InvalidInput(
-            "文件不是有效的 xlsx 工作簿", "Not a valid xlsx workbook", code="invalid_xlsx"
-        ) from bad
+            f"缺少列：{'、'.join(missing)}",
+            f"Missing columns: {', '.join(missing)}",
+            code="invalid_workbook",
+        )
+    return [(row.number, row.values) for row in sheet.rows]
 
 
 def import_matters_xlsx(
@@ -230,14 +187,11 @@ def import_matters_xlsx(
 
 def export_matters_xlsx(ctx: Context, actor: Actor) -> bytes:
     authorize(actor, catalogue.READ)
-    book = Workbook()
-    sheet = book.active
-    sheet.title = SHEET
-    sheet.append([zh for _key, zh in COLUMNS])
     with ctx.db.read() as session:
         codes = list(session.scalars(select(Matter.code).order_by(Matter.code)))
+    rows: list[list[Any]] = [MATTERS.header()]
     for view in (catalogue.get_matter(ctx, actor, code) for code in codes):
-        sheet.append(
+        rows.append(
             [
                 view.code,
                 view.name,
@@ -257,6 +211,4 @@ def export_matters_xlsx(ctx: Context, actor: Actor) -> bytes:
                 "在用" if view.active else "停用",
             ]
         )
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    return write_workbook([(SHEET, rows)])

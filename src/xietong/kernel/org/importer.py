@@ -28,17 +28,9 @@ from xietong.kernel.org.service import USER_MOBILE_AD
 from xietong.kernel.org.workbook import org_template_xlsx, read_org_workbook, write_workbook
 from xietong.kernel.passwords import hash_password
 from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workbook import RowError
 
 __all__ = ["ImportReport", "RowError", "export_org_xlsx", "import_org_xlsx", "org_template_xlsx"]
-
-
-@dataclass(frozen=True)
-class RowError:
-    sheet: str
-    row: int  # 1-based, as Excel shows it (the header is row 1)
-    column: str
-    message_zh: str
-    message_en: str
 
 
 @dataclass

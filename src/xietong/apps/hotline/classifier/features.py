@@ -12,12 +12,13 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
+
+from xietong.kernel.search import segmenter
 
 Field = Literal["all", "title", "text"]
 
@@ -48,20 +49,9 @@ def message_field(message: dict[str, Any], field: Field) -> str:
     return normalise(f"{title}。{text}" if title else text)
 
 
-@lru_cache(maxsize=1)
-def _jieba() -> Any:
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
-
-
 def words(text: str) -> list[str]:
     """jieba tokens (precise mode, no HMM: faster and deterministic for unseen words)."""
-    return [token for token in _jieba().lcut(text, HMM=False) if _WORDLIKE.search(token)]
+    return [token for token in segmenter().lcut(text, HMM=False) if _WORDLIKE.search(token)]
 
 
 @dataclass(frozen=True)
