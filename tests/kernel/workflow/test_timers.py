@@ -259,6 +259,23 @@ def test_a_cycle_skips_the_occurrences_it_missed() -> None:
     assert next_cycle_due(daily, first_due, 1, {}, None, now=late) is None
 
 
+def test_a_cycle_of_zero_length_is_refused_and_a_long_gap_is_skipped_at_once() -> None:
+    from xietong.kernel.errors import InvalidInput
+    from xietong.kernel.workflow._durations import next_cycle_due, parse_cycle
+
+    for text in ("R/PT0S", "R3/P0D", "R/2025-01-01T00:00:00+08:00/PT0S"):
+        with pytest.raises(InvalidInput) as refused:
+            parse_cycle(text)
+        assert refused.value.code == "invalid_timer"
+    # a start six years back with a one-second interval: skipped in one step, not 2e8
+    every_second = Timer("cycle", "R/2020-01-01T00:00:00+08:00/PT1S")
+    start = datetime(2020, 1, 1, tzinfo=CST)
+    now = datetime(2026, 1, 1, 0, 0, 0, 500_000, tzinfo=CST)
+    due, number = next_cycle_due(every_second, start, 1, {}, None, now=now)
+    assert due == datetime(2026, 1, 1, 0, 0, 1, tzinfo=CST)
+    assert number == int((due - start).total_seconds()) + 1
+
+
 def test_a_boundary_cycle_whose_worker_was_down_does_not_fire_in_a_burst(
     bed: Flowbed, frozen: clock.FrozenClock
 ) -> None:

@@ -127,6 +127,10 @@ def _date(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=CST)
 
 
+_MAX_SKIPPED_WORKING_STEPS = 1_000
+"""Missed working-day occurrences a cycle skips one by one (about four years)."""
+
+
 def parse_cycle(text: str) -> Cycle:
     """``Rn/duration``, ``Rn/start/duration`` or ``Rn/duration/end`` (ISO 8601)."""
     parts = text.split("/")
@@ -137,13 +141,21 @@ def parse_cycle(text: str) -> Cycle:
         raise _bad(text, "a cycle is Rn/duration")
     repetitions = int(count) if count else None
     if len(parts) == 2:
-        delta, whole = parse_duration(parts[1])
+        delta, whole = _interval(text, parts[1])
         return Cycle(repetitions, delta, whole)
     if parts[1].startswith("P"):
-        delta, whole = parse_duration(parts[1])
+        delta, whole = _interval(text, parts[1])
         return Cycle(repetitions, delta, whole, end=_date(parts[2]))
-    delta, whole = parse_duration(parts[2])
+    delta, whole = _interval(text, parts[2])
     return Cycle(repetitions, delta, whole, start=_date(parts[1]))
+
+
+def _interval(text: str, duration: str) -> tuple[timedelta, int | None]:
+    delta, whole = parse_duration(duration)
+    if delta <= timedelta(0):
+        # A cycle that repeats every 0 seconds would fire without end.
+        raise _bad(text, "a cycle's interval must be longer than zero")
+    return delta, whole
 
 
 def next_cycle_due(
@@ -168,9 +180,22 @@ def next_cycle_due(
     cycle = parse_cycle(_text(timer, variables))
     number = fired + 1
     following = _plus(cycle.delta, cycle.whole_days, timer, previous, calendar)
-    while now is not None and following <= now:
-        number += 1
-        following = _plus(cycle.delta, cycle.whole_days, timer, following, calendar)
+    if now is not None and following <= now:
+        if timer.working_days and cycle.whole_days is not None:
+            # Working days have no fixed length: step, but never past what could fire.
+            for _ in range(_MAX_SKIPPED_WORKING_STEPS):
+                if following > now or (
+                    cycle.repetitions is not None and number > cycle.repetitions
+                ):
+                    break
+                number += 1
+                following = _plus(cycle.delta, cycle.whole_days, timer, following, calendar)
+            else:
+                return None  # years of missed working days: a dead schedule
+        else:
+            missed = (now - following) // cycle.delta + 1  # parse_cycle refuses delta 0
+            number += missed
+            following += cycle.delta * missed
     if cycle.repetitions is not None and number > cycle.repetitions:
         return None
     if cycle.end is not None and following > cycle.end:
