@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from xietong.api.deps import allow, get_ctx
 from xietong.kernel import files
@@ -48,7 +49,9 @@ async def upload(
     file: Annotated[UploadFile, File(description="pdf/jpg/png/ofd/docx/xlsx, ≤ 20 MB")],
 ) -> Any:
     data = await file.read(files.MAX_BYTES + 1)
-    return asdict(files.upload(ctx, actor, file.filename or "", data))
+    # hashing, type sniffing, fsync and the DB write would stall the event loop the
+    # async exchange gateway shares: run them on a worker thread
+    return asdict(await run_in_threadpool(files.upload, ctx, actor, file.filename or "", data))
 
 
 @router.get("/{file_id}")

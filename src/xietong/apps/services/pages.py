@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from xietong.api.deps import current_actor, get_ctx
@@ -95,7 +96,8 @@ async def _uploads(ctx: Context, actor: Actor, form: Any, codes: list[str]) -> d
         item = form.get(f"material_{code}")
         if isinstance(item, UploadFile) and item.filename:
             data = await item.read(files.MAX_BYTES + 1)
-            found[code] = files.upload(ctx, actor, item.filename, data).sha256
+            stored = await run_in_threadpool(files.upload, ctx, actor, item.filename, data)
+            found[code] = stored.sha256
         elif isinstance(form.get(f"material_{code}_sha256"), str) and form.get(
             f"material_{code}_sha256"
         ):

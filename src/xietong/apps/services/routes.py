@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Header, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from xietong.api.deps import allow, get_ctx
 from xietong.apps.services import (
@@ -306,7 +307,7 @@ async def upload(
     ctx: CtxDep, actor: Applicant, file: Annotated[UploadFile, File(description="pdf/jpg/png/ofd")]
 ) -> Any:
     data = await file.read(files.MAX_BYTES + 1)
-    return asdict(files.upload(ctx, actor, file.filename or "", data))
+    return asdict(await run_in_threadpool(files.upload, ctx, actor, file.filename or "", data))
 
 
 @router.post("/applications", status_code=201)
