@@ -13,7 +13,6 @@ from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow import runtime, tokens
-from xietong.kernel.workflow._ops import holder
 from xietong.kernel.workflow._run import InstanceState, Run, check_variables
 from xietong.kernel.workflow.definitions import (
     find_definition,
@@ -129,15 +128,20 @@ def may_read(session: Any, actor: Actor, row: WfInstance) -> bool:
         return True
     # Whoever may work an open task (a candidate by department or role, or the
     # assignee's 代理) must see the case it belongs to, or the task page cannot open.
-    for task in session.scalars(
-        select(WfTask).where(WfTask.instance_id == row.id, WfTask.status == "open")
-    ):
-        try:
-            holder(session, actor, task)
-        except Forbidden:
-            continue
-        return True
-    return False
+    # One query: the todo list's own condition, for this instance's open tasks
+    # (imported here: the todo queries import this module for their own checks).
+    from xietong.kernel.workflow.queries import workable
+
+    workable_here = session.scalar(
+        select(WfTask.id)
+        .where(
+            WfTask.instance_id == row.id,
+            WfTask.status == "open",
+            workable(actor, ("open",)),
+        )
+        .limit(1)
+    )
+    return workable_here is not None
 
 
 def get_instance(ctx: Context, actor: Actor, instance_id: int) -> InstanceDetail:
