@@ -64,6 +64,7 @@ def test_tree_and_overview_show_the_roll_up(city: City) -> None:
     # the task's page shows both figures
     page = signed_in(ctx, "supervisor").get(f"/tasks/{root.id}").text
     assert 'id="progress">10%' in page and 'id="rollup">57.5%' in page
+    assert queries.rollup_of(ctx, sup, lead.id, root.id) == 70  # the whole tree, not a page
     # a department sees its own branch, rolled up from what it sees (all of its subtree)
     [mine] = queries.tree(ctx, city.scjg_clerk, root.id)
     assert mine.task.id == lead.id and mine.rollup == 70

@@ -307,7 +307,7 @@ def task_page(request: Request, task_id: int, ctx: CtxDep, actor: ActorDep) -> R
         may_report=may_report,
         may_supervise=can(actor, rights.SUPERVISE),
         departments=_departments(ctx, actor),
-        rollup=queries.rollups(list(related.values())).get(task_id),
+        rollup=queries.rollup_of(ctx, actor, task_id, detail.task.root_id),
         **_common(request, ctx, actor),
     )
 

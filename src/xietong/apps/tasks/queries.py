@@ -154,6 +154,15 @@ def rollups(views: list[TaskView]) -> dict[int, float]:
     )
 
 
+def rollup_of(ctx: Context, actor: Actor, task_id: int, root_id: int) -> float | None:
+    """One task's rolled-up progress over every visible task of its tree, as the tree
+    page computes it (a page of the task list would leave children out)."""
+    authorize(actor, rights.READ)
+    with ctx.db.read() as session:
+        views = task_views(session, _visible_rows(session, actor, TaskQuery(root_id=root_id)))
+    return rollups(views).get(task_id)
+
+
 def tree(ctx: Context, actor: Actor, root_id: int) -> list[TreeNode]:
     """The visible tasks of a tree as nested nodes; a visible task whose parent is hidden
     becomes a top node (a cooperating department sees its own branch)."""
