@@ -502,7 +502,9 @@ async def aquery(
     fetch = _admit(ctx, plan, request)
     provider_started = time.perf_counter()
     try:
-        connector = LIVE.get(ctx, plan.connector)
+        connector = LIVE.peek(ctx, plan.connector)
+        if connector is None:  # cold or changed: build it off the event loop
+            connector = await to_thread.run_sync(LIVE.get, ctx, plan.connector)
         afetch = getattr(connector, "afetch", None)
         try:
             if afetch is not None:

@@ -181,6 +181,12 @@ class LiveConnectors:
         self._live: dict[tuple[str, int], tuple[str, Connector]] = {}
         self._building: dict[tuple[str, int], threading.Lock] = {}
 
+    def peek(self, ctx: Context, row: ConnectorRow) -> Connector | None:
+        """The live connector if it is built and current; never blocks (for the event
+        loop: building one decrypts secrets and opens pools, so that goes to a thread)."""
+        found = self._live.get((ctx.db.url, row.id))
+        return found[1] if found is not None and found[0] == fingerprint(row) else None
+
     def get(self, ctx: Context, row: ConnectorRow) -> Connector:
         key, wanted = (ctx.db.url, row.id), fingerprint(row)
         found = self._live.get(key)
