@@ -181,3 +181,18 @@ def test_a_warm_query_reads_nothing_but_writes_its_batch(sharing: Sharing) -> No
     assert any("INSERT INTO exchange_query_log" in sql for sql in statements)
     assert any("INSERT INTO exchange_rate_window" in sql for sql in statements)
     assert len(statements) <= 12, statements
+
+
+def test_a_withdrawal_here_takes_effect_at_once(
+    sharing: Sharing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = sharing
+    grant(s)
+    monkeypatch.setattr(gateway_cache, "now", Clock())  # the cache never expires by itself
+    assert query(s).status_code == 200  # the catalogue entry is cached
+    withdrawn = s.world.client.post(
+        f"{API}/resources/{s.code}/withdraw", json={"reason": "数据源停用"}, headers=s.provider
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    refused = query(s)
+    assert refused.status_code == 404, refused.text

@@ -147,7 +147,7 @@ class _Meta:
 
 def forget(ctx: Context, code: str) -> None:
     """Drop the cached catalogue data of ``code`` (after its connector changed)."""
-    cache.META.pop((ctx.db.url, code))
+    cache.forget_resource(ctx.db.url, code)
 
 
 def _grants_key(ctx: Context, actor: Actor, resource_id: int) -> tuple[Any, ...]:

@@ -84,3 +84,9 @@ GRANTS: TtlCache[tuple[GrantSnapshot, ...]] = TtlCache(GRANT_TTL_S)
 def forget_grants() -> None:
     """After a grant changed in this process: the next query reads grants again."""
     GRANTS.clear()
+
+
+def forget_resource(db_url: str, code: str) -> None:
+    """After a resource, its items or its connector changed in this process: the next
+    query reads the catalogue again (other processes within ``META_TTL_S``)."""
+    META.pop((db_url, code))

@@ -23,6 +23,7 @@ from xietong.apps.exchange.events import (
     ResourceUpdated,
     ResourceWithdrawn,
 )
+from xietong.apps.exchange.gateway_cache import forget_resource
 from xietong.apps.exchange.messages import message
 from xietong.apps.exchange.models import Resource
 from xietong.apps.exchange.rules import (
@@ -167,6 +168,7 @@ def update_resource(
         event = ResourceUpdated(row.id, code, dept.code, row.version, view.name, row.status)
         uow.emit(event, MODULE)
         uow.commit()
+    forget_resource(ctx.db.url, code)
     return view
 
 
@@ -192,6 +194,7 @@ def publish_resource(ctx: Context, actor: Actor, code: str) -> ResourceView:
         )
         uow.emit(event, MODULE)
         uow.commit()
+    forget_resource(ctx.db.url, code)
     return view
 
 
@@ -219,6 +222,7 @@ def withdraw_resource(ctx: Context, actor: Actor, code: str, reason: str) -> Res
         uow.record("exchange.resource.withdraw", f"exchange.resource:{code}", payload)
         uow.emit(ResourceWithdrawn(row.id, code, view.provider_code, row.version, reason), MODULE)
         uow.commit()
+    forget_resource(ctx.db.url, code)
     return view
 
 
