@@ -12,9 +12,9 @@ from collections.abc import Callable
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from xietong.api.concurrency import load_once
 from xietong.kernel.access import ANONYMOUS, Actor, authorize, get_action
 from xietong.kernel.auth import actor_from_token, actor_from_user_id
+from xietong.kernel.concurrency import load_once
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Unauthenticated
 from xietong.plugins import plugin_manager

@@ -36,7 +36,6 @@ from typing import Any
 from anyio import to_thread
 from sqlalchemy import select
 
-from xietong.api.concurrency import load_once
 from xietong.apps.exchange import gateway_cache as cache
 from xietong.apps.exchange.connectors.base import (
     MAX_PAGE,
@@ -58,6 +57,7 @@ from xietong.apps.exchange.vocab import Status
 from xietong.kernel import audit
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.canonical import canonical_json
+from xietong.kernel.concurrency import load_once
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Forbidden, InvalidInput, NotFound, RateLimited, XietongError
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from xietong.api.concurrency import load_once
+from xietong.kernel.concurrency import load_once
 
 
 def test_concurrent_callers_share_one_load() -> None:
