@@ -29,13 +29,15 @@ from typing import Any
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
 
 from xietong.kernel import audit, clock, merkle
 from xietong.kernel.access import Actor
 from xietong.kernel.canonical import canonical_json, rfc3339
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, NotFound
+from xietong.kernel.org.models import Region
 from xietong.kernel.uow import UnitOfWork
 
 ORIGIN = "test.xietong.local/audit"
@@ -276,6 +278,44 @@ def test_rollback_leaves_the_tree_unchanged(ctx: Context, actor: Actor) -> None:
         assert session.scalar(select(func.count()).select_from(audit.AuditNode)) == 4
 
     assert record(ctx, actor, ("a.b", "s:next", {})) == range(3, 4)
+    assert verify(ctx).ok
+
+
+def _region(ctx: Context, code: str) -> Region | None:
+    with ctx.db.read() as session:
+        return session.get(Region, code)
+
+
+def test_changes_left_for_after_the_pipelined_commit_fail_loudly(
+    ctx: Context, actor: Actor
+) -> None:
+    """PostgreSQL commits the audit leaf in the driver's pipeline, behind SQLAlchemy:
+    a change not yet flushed then would land in a new transaction outside the audited
+    one. Before that COMMIT, and after it (a flush inside Session.commit), it is refused."""
+    if ctx.db.is_sqlite:
+        pytest.skip("the pipelined COMMIT is PostgreSQL's")
+    record(ctx, actor, ("a.b", "s:0", {}))
+    # pending before the COMMIT: refused, and nothing of the transaction is written
+    session = ctx.db.write_session()
+    session.begin()
+    session.add(Region(code="999901", name="早", level="county"))
+    with pytest.raises(audit.AuditCommitError, match="unflushed changes"):
+        audit.append(session, [audit.Entry("u:x", "a.b", "s:early", {})], commit=True)
+    session.rollback()
+    session.close()
+    assert size_of(ctx) == 1 and _region(ctx, "999901") is None
+    # flushed by Session.commit after the COMMIT (a before_commit hook): refused, and
+    # it stays unwritten; the audited command itself was committed
+    with pytest.raises(audit.AuditCommitError, match="outside"), UnitOfWork(ctx, actor) as uow:
+        uow.record("a.b", "s:late", {})
+
+        @event.listens_for(uow.session, "before_commit")
+        def late(session: Session) -> None:
+            session.add(Region(code="999902", name="晚", level="county"))
+
+        uow.commit()
+    assert size_of(ctx) == 2 and _region(ctx, "999902") is None
+    assert record(ctx, actor, ("a.b", "s:next", {})) == range(2, 3)
     assert verify(ctx).ok
 
 

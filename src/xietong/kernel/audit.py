@@ -32,7 +32,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import BigInteger, LargeBinary, SmallInteger, Text, insert, or_, select
+from psycopg.pq import TransactionStatus
+from sqlalchemy import BigInteger, LargeBinary, SmallInteger, Text, event, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from xietong.kernel import clock, merkle
@@ -264,7 +265,11 @@ def append(
         node_rows.extend(frontier.append(merkle.leaf_hash(leaf)))
     new_size = size + len(entries)
     if few:
+        if commit:
+            _require_nothing_pending(session)
         _write_in_one_statement(connection, leaf_rows, node_rows, new_size, commit=commit)
+        if commit:
+            session.info[_COMMITTED_BEHIND] = True
         return range(size, new_size)
     if local is not None:
         _sqlite_write(local, leaf_rows, node_rows, new_size)
@@ -426,6 +431,47 @@ def _write_in_one_statement(
     with raw.pipeline():
         raw.execute(sql, tuple(values))
         raw.execute("COMMIT")
+    if raw.info.transaction_status != TransactionStatus.IDLE:
+        raise AuditCommitError(
+            f"the pipelined COMMIT left the connection {raw.info.transaction_status.name}"
+        )
+
+
+class AuditCommitError(RuntimeError):
+    """The PostgreSQL commit of ``append(commit=True)`` would not cover every change.
+
+    That COMMIT goes to the driver behind SQLAlchemy's back; ``Session.commit`` then
+    only finds an idle connection. Anything the session still had to write — before
+    the COMMIT, or flushed by ``Session.commit`` itself afterwards — would run in a new
+    implicit transaction outside the audited one, so it is refused instead.
+    """
+
+
+# session.info: the transaction was committed by append(commit=True); a flush now
+# would open a new transaction outside the audited one (see _no_flush_after_commit)
+_COMMITTED_BEHIND = "xietong.audit.committed_behind"
+
+
+def _require_nothing_pending(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise AuditCommitError(
+            "unflushed changes before the audit's COMMIT: "
+            f"{len(session.new)} new, {len(session.dirty)} dirty, {len(session.deleted)} deleted"
+        )
+
+
+@event.listens_for(Session, "before_flush")
+def _no_flush_after_commit(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_COMMITTED_BEHIND):
+        raise AuditCommitError(
+            "a change flushed after the audit's COMMIT would be written outside the "
+            "audited transaction"
+        )
+
+
+def end_commit(session: Session) -> None:
+    """Forget ``append(commit=True)``'s commit once the caller's commit has run."""
+    session.info.pop(_COMMITTED_BEHIND, None)
 
 
 # --- reading and proofs ------------------------------------------------------------

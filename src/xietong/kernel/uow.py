@@ -78,11 +78,15 @@ class UnitOfWork:
             ]
             events = event_statements(self.session.connection(), rows)
         # PostgreSQL: the events go in the round trip that locks the tree size, and the
-        # leaf with the COMMIT (audit.append); Session.commit then finds it committed
-        self.audit_indexes = audit.append(
-            self.session, self._entries, now=moment, before=events, commit=True
-        )
-        self.session.commit()
+        # leaf with the COMMIT (audit.append); Session.commit then finds it committed, and
+        # audit refuses whatever it would still flush (AuditCommitError)
+        try:
+            self.audit_indexes = audit.append(
+                self.session, self._entries, now=moment, before=events, commit=True
+            )
+            self.session.commit()
+        finally:
+            audit.end_commit(self.session)
         self.committed = True
         if self._events:
             self.ctx.outbox_notify()

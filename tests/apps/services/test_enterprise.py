@@ -8,6 +8,7 @@ timer (working days on the kernel calendar) fires when the test says so.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,19 +17,19 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.apps.services.conftest import PDF, City
 from xietong.app import create_app
 from xietong.apps.services import applications, bank, demo, external, files, workbench
 from xietong.apps.services.external import MESSAGE, reference
 from xietong.kernel import clock
-from xietong.kernel.access import Role
+from xietong.kernel.access import Actor, Role
 from xietong.kernel.bus import run_due_jobs
-from xietong.kernel.errors import Forbidden
-from xietong.kernel.org.systems import register_connected_system
+from xietong.kernel.errors import Conflict, Forbidden
+from xietong.kernel.org.systems import authenticate_api_key, register_connected_system
 from xietong.kernel.workflow import services
-from xietong.kernel.workflow.store import WfIncident, WfTask, WfToken
+from xietong.kernel.workflow.store import WfHistory, WfIncident, WfTask, WfToken
 
 USCC = "91430102MA4L1XY80X"
 FORM = {
@@ -316,3 +317,76 @@ def test_a_bank_that_is_down_ends_in_an_incident_and_still_times_out_to_a_clerk(
     clerk = bed.city.actor("scjg.clerk")
     detail = workbench.get_sub_case(bed.ctx, clerk, bed.subs(view.number)[BANK].id)
     assert detail.step == "银行逾期未回执，人工核实开户" and detail.can_act
+
+
+def _awaiting_bank(bed: Bed) -> tuple[applications.ApplicationView, str, Actor]:
+    """An application whose bank matter waits for the answer, and the bank's actor."""
+    view = bed.apply()
+    bed.license(view.number)
+    run_due_jobs(bed.ctx, "w", 10)
+    system = authenticate_api_key(bed.ctx, bed.api_key)
+    assert system is not None
+    return view, reference(view.number, f"430100-{BANK}"), system
+
+
+def _answered(bed: Bed) -> int:
+    with bed.ctx.db.read() as session:
+        return len(
+            session.scalars(select(WfHistory.id).where(WfHistory.kind == "message.received")).all()
+        )
+
+
+def test_an_answer_whose_token_was_taken_before_the_lock_is_refused_and_changes_nothing(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view, ref, system = _awaiting_bank(bed)
+    look_up = external._waiting
+
+    def taken_meanwhile(run: Any, sub: Any, ref: str) -> int:
+        # what a timer committing between the look-up and the lock leaves behind
+        instance_id = look_up(run, sub, ref)
+        run.session.execute(
+            update(WfToken)
+            .where(WfToken.instance_id == instance_id, WfToken.message_name == MESSAGE)
+            .values(status="cancelled")
+        )
+        return instance_id
+
+    monkeypatch.setattr(external, "_waiting", taken_meanwhile)
+    before = bed.view(view.number)
+    with pytest.raises(Conflict) as refused:
+        external.answer(bed.ctx, system, ref, outputs={"bank_account_no": "6217000011112222"})
+    assert refused.value.code == "not_awaiting_answer"
+    assert bed.view(view.number) == before
+    assert bed.waiting(view.number) == ["await_bank"]
+    assert _answered(bed) == 0
+
+
+def test_two_concurrent_answers_one_wins_the_other_is_refused(bed: Bed) -> None:
+    view, ref, system = _awaiting_bank(bed)
+    barrier = threading.Barrier(2)
+    results: list[object] = [None, None]
+
+    def deliver(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = external.answer(
+                bed.ctx, system, ref, outputs={"bank_account_no": f"621700001111222{index}"}
+            )
+        except Exception as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    won = [r for r in results if isinstance(r, external.AnswerResult)]
+    lost = [r for r in results if isinstance(r, Conflict)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert won[0].status == "concluded"
+    assert _answered(bed) == 1
+    assert bed.waiting(view.number) == []
+    bank_sub = bed.subs(view.number)[BANK]
+    assert bank_sub.status == "concluded"
+    assert bank_sub.outputs == {"bank_account_no": f"621700001111222{results.index(won[0])}"}

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from inspect import signature
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import String, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy.types import TypeEngine
 
 from xietong.kernel.access import operator_actor
 from xietong.kernel.errors import Conflict
 from xietong.kernel.uow import UnitOfWork
-from xietong.kernel.workflow import operations
+from xietong.kernel.workflow import _rows, operations
 from xietong.kernel.workflow._ops import load_task
 from xietong.kernel.workflow._run import Run
 from xietong.kernel.workflow.store import WfTask, WfToken
@@ -22,7 +29,29 @@ def _instance_with_task(bed: Flowbed) -> tuple[int, int]:
     return started.id, bed.open_task(started.id, "a").id
 
 
-def test_a_step_leaves_its_rows_written_persistent_and_unmodified(bed: Flowbed) -> None:
+def test_the_private_sqlalchemy_names_used_still_exist() -> None:
+    """_rows and kernel.db lean on SQLAlchemy internals (pyproject pins below 2.2): an
+    upgrade that renames them must fail here, not silently slow down or misbehave."""
+    register = getattr(Session, "_register_persistent", None)
+    assert callable(register) and _rows._REGISTER_PERSISTENT is register
+    assert list(signature(register).parameters) == ["self", "states"]
+    assert attributes.NO_VALUE is NO_VALUE
+    row = WfTask(id=1, opinion="x")
+    state = sa_inspect(row)
+    assert isinstance(state.committed_state, dict)
+    assert state.committed_state.get("opinion", NO_VALUE) is NO_VALUE  # never loaded
+    process = getattr(TypeEngine, "_cached_bind_processor", None)
+    assert callable(process)
+    assert list(signature(process).parameters) == ["self", "dialect"]
+    assert String()._cached_bind_processor(sqlite.dialect()) is None
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["register_persistent", "public"])
+def test_a_step_leaves_its_rows_written_persistent_and_unmodified(
+    bed: Flowbed, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fast:  # an SQLAlchemy without the private call: the public fallback
+        monkeypatch.setattr(_rows, "_REGISTER_PERSISTENT", None)
     instance_id, task_id = _instance_with_task(bed)
     with UnitOfWork(bed.ctx, bed.actor("rev1")) as uow:
         run = Run(uow)
@@ -36,6 +65,10 @@ def test_a_step_leaves_its_rows_written_persistent_and_unmodified(bed: Flowbed) 
         assert not [o for o in session.new if isinstance(o, WfTask | WfToken)]
         assert not [o for o in session.dirty if isinstance(o, WfTask | WfToken)]
         assert session.get(WfTask, new_task.id) is new_task
+        for written in (new_task, row):
+            written_state = sa_inspect(written)
+            assert written_state.persistent and not written_state.modified
+            assert not written_state.committed_state
         assert row.version == version + 1
         # defaults the ORM would have applied are on the object and in the row
         assert new_task.kind == "normal" and new_task.counts is True and new_task.version == 1

@@ -108,17 +108,22 @@ def answer(
         require_processing(sub)
         matter = case.matter(sub)
         cleaned = {} if refused else progress.check_outputs(matter, outputs or {})
-        token = _waiting(run, sub, ref)
-        state = run.instance(token.instance_id)
+        waiting_in = _waiting(run, sub, ref)
+        # lock the matter's process before the called one it waits in, the order a
+        # timer of the process takes them (the other order can deadlock on PostgreSQL)
+        root = run.instance(sub.instance_id if sub.instance_id is not None else waiting_in)
+        state = run.instance(waiting_in)
+        token = runtime.waiting_message(run, state, MESSAGE, ref)
+        if token is None:
+            # taken between the look-up and the lock (a timer, another answer)
+            raise _not_waiting(sub)
         run.require_active(state)
-        root = run.instance(sub.instance_id) if sub.instance_id is not None else state
+        run.require_active(root)
         if refused:
             runtime.end_instance(run, root, "terminated", reason=REFUSAL_ZH[RefusalKind.PERMISSION])
             progress.refuse(case, sub, RefusalKind.PERMISSION, text, actor.label)
         else:
-            run.set_variables(state, {"outputs": cleaned})
-            run.history(state, "message.received", node_id=token.node_id, token=token)
-            runtime.drive(run, state, runtime.leave(run, state, token))
+            runtime.deliver_message(run, state, token, {"outputs": cleaned})
             if root.row.status == "completed":
                 progress.conclude(case, sub, cleaned, None, actor.label)
         uow.record(
@@ -131,10 +136,11 @@ def answer(
         return AnswerResult(ref, sub.id, sub.status)
 
 
-def _waiting(run: Run, sub: SubCase, ref: str) -> WfToken:
-    """The token of this sub-case's process (or its called exchange) waiting for the answer."""
-    token = run.session.scalars(
-        select(WfToken)
+def _waiting(run: Run, sub: SubCase, ref: str) -> int:
+    """The instance (this sub-case's process or its called exchange) with a token
+    waiting for the answer; read before the locks, so only a hint."""
+    instance_id = run.session.scalar(
+        select(WfToken.instance_id)
         .join(WfInstance, WfInstance.id == WfToken.instance_id)
         .where(
             WfInstance.business_key == progress.business_key(sub.id),
@@ -144,13 +150,16 @@ def _waiting(run: Run, sub: SubCase, ref: str) -> WfToken:
         )
         .order_by(WfToken.id)
         .limit(1)
-        .execution_options(populate_existing=True)
-    ).first()
-    if token is None:
-        raise Conflict(
-            "该事项当前不在等待外部系统回执（可能已超时转人工办理）",
-            "The matter is not waiting for this answer (it may have timed out to a clerk)",
-            code="not_awaiting_answer",
-            details={"status": SubCaseStatus(sub.status).value},
-        )
-    return token
+    )
+    if instance_id is None:
+        raise _not_waiting(sub)
+    return instance_id
+
+
+def _not_waiting(sub: SubCase) -> Conflict:
+    return Conflict(
+        "该事项当前不在等待外部系统回执（可能已超时转人工办理）",
+        "The matter is not waiting for this answer (it may have timed out to a clerk)",
+        code="not_awaiting_answer",
+        details={"status": SubCaseStatus(sub.status).value},
+    )

@@ -145,14 +145,19 @@ def queue_rows(session: Session, batch: Batch) -> Callable[[], None] | None:
     return lambda: _settle(session, written)
 
 
+# private (pyproject pins SQLAlchemy below 2.2; test_rows.py fails if it goes away)
+_REGISTER_PERSISTENT: Callable[[Session, set[Any]], None] | None = getattr(
+    Session, "_register_persistent", None
+)
+
+
 def _settle(session: Session, written: list[Any]) -> None:
     """Mark the written objects as a flush would: persistent, in the identity map,
     unmodified, and known to the transaction (a rollback expires them)."""
-    register = getattr(session, "_register_persistent", None)
-    if register is not None:
+    if _REGISTER_PERSISTENT is not None:
         # the ORM's own last step of a flush (UOWTransaction.finalize_flush_changes);
         # tests/kernel/workflow/test_rows.py checks the session's view afterwards
-        register({inspect(item) for item in written})
+        _REGISTER_PERSISTENT(session, {inspect(item) for item in written})
         return
     for item in written:  # the public way, at several times the cost
         if inspect(item).persistent:

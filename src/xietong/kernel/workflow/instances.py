@@ -308,29 +308,12 @@ def correlate_message(
             )
         state = run.instance(instance_id)
         # read again under the instance lock: a concurrent delivery may have taken it
-        token = run.session.scalars(
-            select(WfToken)
-            .where(
-                WfToken.instance_id == instance_id,
-                WfToken.message_name == name,
-                match,
-                WfToken.status == "waiting",
-            )
-            .order_by(WfToken.id)
-            .limit(1)
-            .execution_options(populate_existing=True)
-        ).first()
+        token = runtime.waiting_message(run, state, name, key)
         if token is None:
             raise Conflict("消息已被处理", "The message was already delivered", code="stale")
         if not can(actor, "workflow.message.correlate", _resource(state.row)):
             raise Forbidden("无权向该流程投递消息", "Not allowed", code="not_allowed")
-        run.require_active(state)
-        run.set_variables(state, values)
-        run.history(state, "message.received", node_id=token.node_id, token=token)
-        if "boundary_of" in (token.state or {}):
-            runtime.boundary_message(run, state, token)
-        else:
-            runtime.drive(run, state, runtime.leave(run, state, token))
+        runtime.deliver_message(run, state, token, values)
         uow.record(
             "workflow.message.correlate",
             f"process_instance:{instance_id}",

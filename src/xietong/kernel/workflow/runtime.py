@@ -9,6 +9,9 @@ else moves it on at once within the same transaction. Splits and joins are in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import select
 
 from xietong.kernel import clock
@@ -219,6 +222,43 @@ def _subscriptions(run: Run, state: InstanceState, host: WfToken, ids: list[str]
         )
         if (t.state or {}).get("boundary_of") == host.id
     ]
+
+
+def waiting_message(run: Run, state: InstanceState, name: str, key: str | None) -> WfToken | None:
+    """The token of ``state`` waiting for message ``name`` with correlation ``key``.
+
+    Call it with the instance locked (``run.instance``): a token found before the lock
+    may have been taken since by a concurrent delivery, a timer or a clerk, so only
+    what is read here may be handed to ``deliver_message``.
+    """
+    match = (WfToken.correlation == key) if key is not None else WfToken.correlation.is_(None)
+    return run.session.scalars(
+        select(WfToken)
+        .where(
+            WfToken.instance_id == state.row.id,
+            WfToken.message_name == name,
+            match,
+            WfToken.status == "waiting",
+        )
+        .order_by(WfToken.id)
+        .limit(1)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def deliver_message(
+    run: Run, state: InstanceState, token: WfToken, variables: Mapping[str, Any]
+) -> None:
+    """A message reached ``token`` (read by ``waiting_message`` under the lock), inside
+    the caller's transaction: its variables are set and the token moves on — by its
+    boundary event's flow when it is an activity's boundary subscription."""
+    run.require_active(state)
+    run.set_variables(state, variables)
+    run.history(state, "message.received", node_id=token.node_id, token=token)
+    if "boundary_of" in (token.state or {}):
+        boundary_message(run, state, token)
+    else:
+        drive(run, state, leave(run, state, token))
 
 
 def boundary_message(run: Run, state: InstanceState, token: WfToken) -> None:
