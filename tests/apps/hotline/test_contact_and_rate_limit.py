@@ -161,3 +161,26 @@ def test_a_bad_rate_setting_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="rate limit"):
         Settings(hotline_intake_rate_public="lots")
+
+
+def test_a_connected_system_of_the_handling_department_may_not_reveal(hotline: Hotline) -> None:
+    from tests.apps.hotline.conftest import ADMIN
+    from xietong.kernel.access import Role
+    from xietong.kernel.org import service
+    from xietong.kernel.org.systems import register_connected_system
+
+    h = hotline
+    number = h.submit(text="工地夜间施工噪音", contact_phone="13900001111")["number"]
+    hb = next(d.id for d in service.list_departments(h.ctx, ADMIN) if d.code == "hb")
+    key = register_connected_system(
+        h.ctx, ADMIN, "hb-system", "生态环境局业务系统", hb, [Role.WINDOW_CLERK]
+    ).api_key
+    before = h.audit_size()
+    view = h.client.get(f"/api/v1/hotline/tickets/{number}", headers={"X-API-Key": key})
+    assert view.status_code == 200, view.text
+    assert view.json()["ticket"]["can_reveal_contact"] is False
+    denied = h.client.post(f"/api/v1/hotline/tickets/{number}/contact", headers={"X-API-Key": key})
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["code"] == "person_required"
+    assert "13900001111" not in denied.text
+    assert h.audit_size() == before

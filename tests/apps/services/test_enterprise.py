@@ -241,10 +241,14 @@ def test_forged_or_misdirected_bank_callbacks_are_refused_and_change_nothing(bed
     other = register_connected_system(
         bed.ctx, bed.city.op, "ga-system", "公安系统", bed.city.dept["ga"], [Role.WINDOW_CLERK]
     ).api_key
+    outsider = register_connected_system(
+        bed.ctx, bed.city.op, "ga-bank", "公安外部系统", bed.city.dept["ga"], [Role.EXTERNAL]
+    ).api_key
     cases = [
         ({}, good, 401),  # unsigned: no key at all
         ({"X-API-Key": "xt_" + "A" * 43}, good, 401),  # forged key
-        ({"X-API-Key": other}, good, 403),  # another department's system
+        ({"X-API-Key": other}, good, 403),  # a clerk system of another department
+        ({"X-API-Key": outsider}, good, 403),  # another department's external system
         ({"X-API-Key": bed.api_key}, {**good, "outputs": {"bank_account_no": ""}}, 422),
         ({"X-API-Key": bed.api_key}, {**good, "outputs": {"iban": "x"}}, 422),
         ({"X-API-Key": bed.api_key}, {**good, "reference": "no-slash"}, 422),
@@ -316,3 +320,30 @@ def test_a_bank_that_is_down_ends_in_an_incident_and_still_times_out_to_a_clerk(
     clerk = bed.city.actor("scjg.clerk")
     detail = workbench.get_sub_case(bed.ctx, clerk, bed.subs(view.number)[BANK].id)
     assert detail.step == "银行逾期未回执，人工核实开户" and detail.can_act
+
+
+def test_the_banks_key_holds_no_clerk_power_of_the_department(bed: Bed) -> None:
+    from xietong.kernel.access import registered_actions
+
+    # No action but the answer names the external role: the bank passes nothing else.
+    assert [a.name for a in registered_actions().values() if Role.EXTERNAL in a.roles] == [
+        external.ACTION
+    ]
+    view = bed.apply()
+    bed.license(view.number)
+    run_due_jobs(bed.ctx, "w", 10)
+    sub = bed.subs(view.number)[BANK].id
+    key = {"X-API-Key": bed.api_key}
+    before = bed.view(view.number)
+    for method, path in (
+        ("get", f"/api/v1/services/sub-cases/{sub}"),
+        ("get", "/api/v1/services/workbench/todo"),
+        ("post", f"/api/v1/services/sub-cases/{sub}/approve"),
+        ("get", "/api/v1/exchange/requests"),
+        ("get", "/api/v1/hotline/tickets"),
+    ):
+        answer = bed.api.request(
+            method.upper(), path, headers=key, json={} if method == "post" else None
+        )
+        assert answer.status_code == 403, (path, answer.text)
+    assert bed.view(view.number) == before
