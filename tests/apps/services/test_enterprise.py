@@ -248,7 +248,7 @@ def test_forged_or_misdirected_bank_callbacks_are_refused_and_change_nothing(bed
         ({}, good, 401),  # unsigned: no key at all
         ({"X-API-Key": "xt_" + "A" * 43}, good, 401),  # forged key
         ({"X-API-Key": other}, good, 403),  # a clerk system of another department
-        ({"X-API-Key": outsider}, good, 403),  # another department's external system
+        ({"X-API-Key": outsider}, good, 404),  # another department's: as if unknown
         ({"X-API-Key": bed.api_key}, {**good, "outputs": {"bank_account_no": ""}}, 422),
         ({"X-API-Key": bed.api_key}, {**good, "outputs": {"iban": "x"}}, 422),
         ({"X-API-Key": bed.api_key}, {**good, "reference": "no-slash"}, 422),
@@ -260,6 +260,13 @@ def test_forged_or_misdirected_bank_callbacks_are_refused_and_change_nothing(bed
         response = bed.api.post(path, headers=headers, json=body)
         assert response.status_code == status, (headers, body, response.text)
         assert set(response.json()) >= {"code", "message_zh", "message_en"}
+    # Not-yours and unknown are indistinguishable: same code, same message shape.
+    theirs = bed.api.post(path, headers={"X-API-Key": outsider}, json=good).json()
+    unknown = bed.api.post(
+        path, headers={"X-API-Key": outsider}, json={**good, "reference": "NOPE/NOPE"}
+    ).json()
+    assert theirs["code"] == unknown["code"] == "unknown_reference"
+    assert theirs["message_en"].replace(ref, "NOPE/NOPE") == unknown["message_en"]
     with pytest.raises(Forbidden):  # a clerk of the department is a person, not the bank
         external.answer(bed.ctx, bed.city.actor("scjg.clerk"), ref, outputs=good["outputs"])
     assert bed.view(view.number) == before
