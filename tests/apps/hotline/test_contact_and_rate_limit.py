@@ -184,3 +184,40 @@ def test_a_connected_system_of_the_handling_department_may_not_reveal(hotline: H
     assert denied.json()["code"] == "person_required"
     assert "13900001111" not in denied.text
     assert h.audit_size() == before
+
+
+def test_the_limiter_is_made_with_the_app_and_counts_concurrent_hits_once(
+    hotline: Hotline,
+) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xietong.apps.hotline.throttle import IntakeLimiter
+    from xietong.kernel.errors import RateLimited
+
+    limiter = hotline.client.app.state.hotline_intake_limiter  # before any submission
+    assert isinstance(limiter, IntakeLimiter)
+
+    fresh = IntakeLimiter()
+    test = fresh._limiter.test
+
+    def slow_test(*args: object) -> bool:
+        passed = test(*args)
+        time.sleep(0.02)  # widen the gap between the test and the hit, as a busy server would
+        return passed
+
+    fresh._limiter.test = slow_test  # type: ignore[method-assign]
+    start = threading.Barrier(12)
+
+    def submit(_: int) -> bool:
+        start.wait()
+        try:
+            fresh.hit("5/minute", "ip:203.0.113.9")
+        except RateLimited:
+            return False
+        return True
+
+    with ThreadPoolExecutor(12) as pool:
+        admitted = sum(pool.map(submit, range(12)))
+    assert admitted == 5
