@@ -46,6 +46,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         redoc_url=None,
     )
     app.state.ctx = ctx
+    manager.hook.app_state(state=app.state)
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -33,6 +33,38 @@ def test_upload_and_read_back(world: World) -> None:
     assert anonymous.status_code == 401
 
 
+def test_control_characters_leave_the_filename_and_metadata_needs_no_blob(world: World) -> None:
+    head = world.token("clerk_a")
+    # control characters in the part's header (python-multipart passes all but CR LF)
+    # would reach Content-Disposition, which the HTTP server then refuses to send
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="a\x0bX\x01\x1f\x7f.pdf"\r\n'
+        b"Content-Type: application/pdf\r\n\r\n" + PDF + b"ctl\r\n--b--\r\n"
+    )
+    r = world.client.post(
+        "/api/v1/files",
+        headers={**head, "Content-Type": "multipart/form-data; boundary=b"},
+        content=body,
+    )
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["filename"] == "aX.pdf"
+    got = world.client.get(f"/api/v1/files/{made['id']}/content", headers=head)
+    assert got.status_code == 200
+    assert got.headers["content-disposition"] == (
+        "attachment; filename=\"aX.pdf\"; filename*=UTF-8''aX.pdf"
+    )
+    # the metadata comes from the row: a lost blob does not make it fail, the content does
+    from xietong.kernel import files
+
+    files.blob_path(world.ctx, made["sha256"]).unlink()
+    meta = world.client.get(f"/api/v1/files/{made['id']}", headers=head)
+    assert meta.status_code == 200 and meta.json()["sha256"] == made["sha256"]
+    gone = world.client.get(f"/api/v1/files/{made['id']}/content", headers=head)
+    assert gone.status_code == 404
+
+
 @pytest.mark.parametrize(
     ("name", "data", "status", "code"),
     [

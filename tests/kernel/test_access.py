@@ -64,3 +64,39 @@ def test_undeclared_actions_are_a_programming_error() -> None:
         can(ADMIN, "no.such.action")
     with pytest.raises(ValueError):
         register_action("test.report", "public", [], "x", "y")
+
+
+register_action("test.external.answer", "department", [Role.EXTERNAL], "回执", "answer")
+register_action("test.signed_in", "authenticated", [], "登录即可", "signed in")
+register_action("test.open", "public", [], "公开", "public")
+
+BANK = Actor(kind="system", id=9, name="bank", scopes={Role.EXTERNAL: frozenset({10})})
+
+
+def test_external_role_passes_only_actions_naming_it() -> None:
+    assert can(BANK, "test.external.answer", Resource("case", department_id=10))
+    assert not can(BANK, "test.external.answer", Resource("case", department_id=20))
+    # Not the department's staff actions, nor those open to any signed-in principal.
+    assert not can(BANK, "test.case.read", Resource("case", department_id=10))
+    assert not can(BANK, "test.signed_in")
+    assert visible_departments(BANK, "test.signed_in") == frozenset()
+    assert can(BANK, "test.open")
+    with pytest.raises(Forbidden):
+        authorize(BANK, "test.signed_in")
+    # A principal holding another role besides keeps its ordinary powers.
+    both = Actor(
+        kind="system",
+        id=10,
+        name="mixed",
+        scopes={Role.EXTERNAL: frozenset({10}), Role.REVIEWER: frozenset({10})},
+    )
+    assert can(both, "test.signed_in")
+    assert can(both, "test.case.read", Resource("case", department_id=10))
+
+
+def test_external_role_has_labels_and_import_names() -> None:
+    from xietong.kernel.access import ROLE_BY_NAME, ROLE_NAMES
+
+    assert ROLE_NAMES[Role.EXTERNAL] == ("外部系统", "External system")
+    assert ROLE_BY_NAME["外部系统"] is Role.EXTERNAL
+    assert ROLE_BY_NAME["external"] is Role.EXTERNAL

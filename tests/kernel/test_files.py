@@ -148,3 +148,19 @@ def test_concurrent_writes_of_the_same_bytes_leave_one_whole_blob(ctx: Context) 
     path = files.blob_path(ctx, sha)
     assert path.read_bytes() == data
     assert [p.name for p in path.parent.iterdir()] == [sha]  # no temporary left behind
+
+
+def test_control_characters_are_stripped_from_filenames() -> None:
+    assert files.clean_filename("a\r\nSet-Cookie: x=1.pdf") == "aSet-Cookie: x=1.pdf"
+    assert files.clean_filename("\x00\x1f\x7f报告.pdf") == "报告.pdf"
+    assert files.clean_filename("dir/\r\n") == "file"
+
+
+def test_blobs_are_private_to_the_platforms_user(ctx: Context) -> None:
+    import stat
+
+    sha256 = files.store_blob(ctx, PDF + b"private")
+    path = files.blob_path(ctx, sha256)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700

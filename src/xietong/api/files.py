@@ -56,8 +56,7 @@ async def upload(
 
 @router.get("/{file_id}")
 def metadata(file_id: int, ctx: CtxDep, actor: Reader) -> Any:
-    view, _data = files.read_own(ctx, actor, file_id)
-    return asdict(view)
+    return asdict(files.describe_own(ctx, actor, file_id))
 
 
 @router.get("/{file_id}/content")

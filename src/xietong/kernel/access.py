@@ -11,6 +11,9 @@ scope:
 - ``authenticated``: any signed-in person or connected system.
 - ``public``: anyone, signed in or not.
 
+An actor whose only role is 外部系统 (``Role.EXTERNAL``, an outside party's system)
+passes only actions that name that role — not ``authenticated`` ones.
+
 The 管理员 (admin) role passes every check. A department sees its own records and what
 was shared with it — nothing else.
 """
@@ -35,6 +38,9 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    # An outside party's system (the bank that answers for a matter): it passes only the
+    # actions that name this role, never the department's staff actions.
+    EXTERNAL = "external"
 
 
 ROLE_NAMES: dict[Role, tuple[str, str]] = {
@@ -47,6 +53,7 @@ ROLE_NAMES: dict[Role, tuple[str, str]] = {
     Role.DISPATCHER: ("派单员", "Dispatcher"),
     Role.AUDITOR: ("审计员", "Auditor"),
     Role.ADMIN: ("管理员", "Administrator"),
+    Role.EXTERNAL: ("外部系统", "External system"),
 }
 
 ROLE_BY_NAME: dict[str, Role] = {
@@ -126,6 +133,11 @@ class Actor:
     def roles(self) -> frozenset[Role]:
         return frozenset(self.scopes)
 
+    @property
+    def is_external_only(self) -> bool:
+        """Holds only the external-system role: an outside party, not department staff."""
+        return self.roles == {Role.EXTERNAL}
+
     def has_role(self, role: Role) -> bool:
         return role in self.scopes or self.is_admin
 
@@ -161,6 +173,8 @@ def can(actor: Actor, action_name: str, resource: Resource | None = None) -> boo
     if action.scope == "public":
         return True
     if not actor.is_authenticated:
+        return False
+    if actor.is_external_only and Role.EXTERNAL not in action.roles:
         return False
     if actor.is_admin or action.scope == "authenticated":
         return True

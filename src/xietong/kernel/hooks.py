@@ -46,6 +46,13 @@ def hot_api_routers() -> list[APIRouter]:
 
 
 @hookspec
+def app_state(state: Any) -> None:
+    """Put an app's per-application objects on ``state`` (FastAPI's ``app.state``) when
+    it is built: an object created lazily by the first requests could be created twice
+    by two of them at once, each with its own counts."""
+
+
+@hookspec
 def web_routers() -> list[APIRouter]:
     """FastAPI routers for HTML pages (server-rendered, zh-CN first)."""
 

@@ -355,3 +355,21 @@ def test_provider_breaking_the_schema_is_502_and_logged(sharing: Sharing) -> Non
     with s.world.ctx.db.read() as session:
         outcomes = list(session.scalars(select(QueryLog.outcome)))
     assert outcomes == ["quality_failure"] * 3
+
+
+def test_the_demo_provider_checks_the_token_before_reading_a_body() -> None:
+    import socket
+
+    def raw(port: int, headers: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(f"POST / HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+            return conn.recv(4096)
+
+    with ProviderServer([], token="s3cret") as server:
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+        # no body is sent: a server reading the announced gigabyte first would block
+        assert raw(port, "Content-Length: 1000000000\r\n").startswith(b"HTTP/1.1 401")
+        auth = "Authorization: Bearer s3cret\r\n"
+        assert raw(port, auth + "Content-Length: 1000000000\r\n").startswith(b"HTTP/1.1 413")
+        assert raw(port, auth + "Content-Length: -5\r\n").startswith(b"HTTP/1.1 400")
+        assert server.calls == 0

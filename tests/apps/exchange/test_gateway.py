@@ -315,3 +315,33 @@ def test_concurrent_queries_share_commits_and_each_gets_its_own_leaf(sharing: Sh
             payload = __import__("json").loads(audit.get_leaf(session, index).payload)
             assert payload["client"] == f"client-{number}"
             assert payload["response_sha256"] == digest
+
+
+def test_an_external_partys_system_cannot_use_its_departments_grants(sharing: Sharing) -> None:
+    from tests.apps.exchange.conftest import operator_actor
+    from xietong.kernel.org.systems import register_connected_system
+
+    s = sharing
+    grant(s)
+    outsider = register_connected_system(
+        s.world.ctx,
+        operator_actor("test"),
+        "dept-b-bank",
+        "乙局外部银行",
+        s.world.dept_b,
+        ["external"],
+    ).api_key
+    before = tree_size(s.world.ctx)
+    for path, method in (
+        (f"{API}/resources/{s.code}/query", "post"),
+        (f"{API}/receipts/1", "get"),
+        (f"{API}/requests", "get"),
+    ):
+        headers = {"X-API-Key": outsider, "X-Xietong-Client": "dept-b/bank"}
+        if method == "post":
+            answer = s.world.client.post(path, json={}, headers=headers)
+        else:
+            answer = s.world.client.get(path, headers=headers)
+        assert answer.status_code == 403, (path, answer.text)
+    assert tree_size(s.world.ctx) == before
+    assert query(s).status_code == 200  # the department's own system still queries

@@ -196,3 +196,33 @@ def test_a_withdrawal_here_takes_effect_at_once(
     assert withdrawn.status_code == 200, withdrawn.text
     refused = query(s)
     assert refused.status_code == 404, refused.text
+
+
+def test_a_commit_swaps_pending_for_the_windows_in_one_step() -> None:
+    """A ``take`` between dropping the pending count and installing the windows that now
+    hold it would see neither and admit one over the limit."""
+    limiter = RateLimiter(now=lambda: 600.0)  # the start of window 10
+    key = ("db", 1)
+    assert limiter.take(key, 2) == 0.0 and limiter.take(key, 2) == 0.0
+    assert limiter.take(key, 2) > 0  # full: two pending
+
+    taken: list[float] = []
+    inner = limiter._lock
+
+    class Spy:
+        """Takes one more query each time the lock is let go, as a racing thread could."""
+
+        def __enter__(self) -> None:
+            inner.acquire()
+
+        def __exit__(self, *_exc: object) -> None:
+            inner.release()
+            limiter._lock = inner
+            taken.append(limiter.take(key, 2))
+            limiter._lock = spy
+
+    spy = Spy()
+    limiter._lock = spy  # type: ignore[assignment]
+    limiter.committed({key: 2}, {key: (10, 0, 2)})
+    limiter._lock = inner
+    assert taken and all(wait > 0 for wait in taken), taken

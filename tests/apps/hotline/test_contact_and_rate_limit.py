@@ -161,3 +161,63 @@ def test_a_bad_rate_setting_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="rate limit"):
         Settings(hotline_intake_rate_public="lots")
+
+
+def test_a_connected_system_of_the_handling_department_may_not_reveal(hotline: Hotline) -> None:
+    from tests.apps.hotline.conftest import ADMIN
+    from xietong.kernel.access import Role
+    from xietong.kernel.org import service
+    from xietong.kernel.org.systems import register_connected_system
+
+    h = hotline
+    number = h.submit(text="工地夜间施工噪音", contact_phone="13900001111")["number"]
+    hb = next(d.id for d in service.list_departments(h.ctx, ADMIN) if d.code == "hb")
+    key = register_connected_system(
+        h.ctx, ADMIN, "hb-system", "生态环境局业务系统", hb, [Role.WINDOW_CLERK]
+    ).api_key
+    before = h.audit_size()
+    view = h.client.get(f"/api/v1/hotline/tickets/{number}", headers={"X-API-Key": key})
+    assert view.status_code == 200, view.text
+    assert view.json()["ticket"]["can_reveal_contact"] is False
+    denied = h.client.post(f"/api/v1/hotline/tickets/{number}/contact", headers={"X-API-Key": key})
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["code"] == "person_required"
+    assert "13900001111" not in denied.text
+    assert h.audit_size() == before
+
+
+def test_the_limiter_is_made_with_the_app_and_counts_concurrent_hits_once(
+    hotline: Hotline,
+) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xietong.apps.hotline.throttle import IntakeLimiter
+    from xietong.kernel.errors import RateLimited
+
+    limiter = hotline.client.app.state.hotline_intake_limiter  # before any submission
+    assert isinstance(limiter, IntakeLimiter)
+
+    fresh = IntakeLimiter()
+    test = fresh._limiter.test
+
+    def slow_test(*args: object) -> bool:
+        passed = test(*args)
+        time.sleep(0.02)  # widen the gap between the test and the hit, as a busy server would
+        return passed
+
+    fresh._limiter.test = slow_test  # type: ignore[method-assign]
+    start = threading.Barrier(12)
+
+    def submit(_: int) -> bool:
+        start.wait()
+        try:
+            fresh.hit("5/minute", "ip:203.0.113.9")
+        except RateLimited:
+            return False
+        return True
+
+    with ThreadPoolExecutor(12) as pool:
+        admitted = sum(pool.map(submit, range(12)))
+    assert admitted == 5

@@ -44,3 +44,44 @@ def test_bank_simulator_refuses_bad_input(data_dir: Path) -> None:
             ["services", "bank-simulator", "--listen", f"127.0.0.1:{port}", "--api-key", "xt_x"],
         )
     assert busy.exit_code == 1 and "无法监听" in busy.output
+
+
+def _raw_post(port: int, length: str, body: bytes = b"") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(
+            f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode() + body
+        )
+        return conn.recv(4096)
+
+
+def test_the_bank_refuses_a_negative_or_bad_content_length() -> None:
+    import re
+    import threading
+
+    from xietong.apps.services import bank
+
+    sim = bank.BankSimulator(secret="whsec_" + "A" * 32)
+    stop, said = threading.Event(), []
+    listener = threading.Thread(
+        target=bank.serve,
+        args=(sim, "127.0.0.1", 0, "http://127.0.0.1:9", "xt_x"),
+        kwargs={"echo": said.append, "stop": stop},
+        daemon=True,
+    )
+    listener.start()
+    try:
+        for _ in range(100):
+            if said:
+                break
+            threading.Event().wait(0.05)
+        found = re.search(r":(\d+)$", said[0])
+        assert found is not None
+        port = int(found.group(1))
+        # before: a negative length read until the client hung up (here: recv timed out)
+        assert _raw_post(port, "-1").startswith(b"HTTP/1.0 400")
+        assert _raw_post(port, "12abc").startswith(b"HTTP/1.0 400")
+        assert _raw_post(port, str(10**9)).startswith(b"HTTP/1.0 413")
+        assert sim.pending == []
+    finally:
+        stop.set()
+        listener.join(5)

@@ -242,10 +242,14 @@ def test_forged_or_misdirected_bank_callbacks_are_refused_and_change_nothing(bed
     other = register_connected_system(
         bed.ctx, bed.city.op, "ga-system", "公安系统", bed.city.dept["ga"], [Role.WINDOW_CLERK]
     ).api_key
+    outsider = register_connected_system(
+        bed.ctx, bed.city.op, "ga-bank", "公安外部系统", bed.city.dept["ga"], [Role.EXTERNAL]
+    ).api_key
     cases = [
         ({}, good, 401),  # unsigned: no key at all
         ({"X-API-Key": "xt_" + "A" * 43}, good, 401),  # forged key
-        ({"X-API-Key": other}, good, 403),  # another department's system
+        ({"X-API-Key": other}, good, 403),  # a clerk system of another department
+        ({"X-API-Key": outsider}, good, 404),  # another department's: as if unknown
         ({"X-API-Key": bed.api_key}, {**good, "outputs": {"bank_account_no": ""}}, 422),
         ({"X-API-Key": bed.api_key}, {**good, "outputs": {"iban": "x"}}, 422),
         ({"X-API-Key": bed.api_key}, {**good, "reference": "no-slash"}, 422),
@@ -257,6 +261,13 @@ def test_forged_or_misdirected_bank_callbacks_are_refused_and_change_nothing(bed
         response = bed.api.post(path, headers=headers, json=body)
         assert response.status_code == status, (headers, body, response.text)
         assert set(response.json()) >= {"code", "message_zh", "message_en"}
+    # Not-yours and unknown are indistinguishable: same code, same message shape.
+    theirs = bed.api.post(path, headers={"X-API-Key": outsider}, json=good).json()
+    unknown = bed.api.post(
+        path, headers={"X-API-Key": outsider}, json={**good, "reference": "NOPE/NOPE"}
+    ).json()
+    assert theirs["code"] == unknown["code"] == "unknown_reference"
+    assert theirs["message_en"].replace(ref, "NOPE/NOPE") == unknown["message_en"]
     with pytest.raises(Forbidden):  # a clerk of the department is a person, not the bank
         external.answer(bed.ctx, bed.city.actor("scjg.clerk"), ref, outputs=good["outputs"])
     assert bed.view(view.number) == before
@@ -390,3 +401,30 @@ def test_two_concurrent_answers_one_wins_the_other_is_refused(bed: Bed) -> None:
     bank_sub = bed.subs(view.number)[BANK]
     assert bank_sub.status == "concluded"
     assert bank_sub.outputs == {"bank_account_no": f"621700001111222{results.index(won[0])}"}
+
+
+def test_the_banks_key_holds_no_clerk_power_of_the_department(bed: Bed) -> None:
+    from xietong.kernel.access import registered_actions
+
+    # No action but the answer names the external role: the bank passes nothing else.
+    assert [a.name for a in registered_actions().values() if Role.EXTERNAL in a.roles] == [
+        external.ACTION
+    ]
+    view = bed.apply()
+    bed.license(view.number)
+    run_due_jobs(bed.ctx, "w", 10)
+    sub = bed.subs(view.number)[BANK].id
+    key = {"X-API-Key": bed.api_key}
+    before = bed.view(view.number)
+    for method, path in (
+        ("get", f"/api/v1/services/sub-cases/{sub}"),
+        ("get", "/api/v1/services/workbench/todo"),
+        ("post", f"/api/v1/services/sub-cases/{sub}/approve"),
+        ("get", "/api/v1/exchange/requests"),
+        ("get", "/api/v1/hotline/tickets"),
+    ):
+        answer = bed.api.request(
+            method.upper(), path, headers=key, json={} if method == "post" else None
+        )
+        assert answer.status_code == 403, (path, answer.text)
+    assert bed.view(view.number) == before

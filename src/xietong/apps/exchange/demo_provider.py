@@ -22,6 +22,9 @@ from typing import Any
 
 Rows = list[dict[str, Any]]
 
+# a query is a few filters and a page: anything bigger is no query
+MAX_BODY = 64 * 1024
+
 
 class ProviderServer:
     def __init__(
@@ -65,12 +68,30 @@ class ProviderServer:
             def do_GET(self) -> None:
                 self._send(200, b"ok", "text/plain")
 
+            def _refuse(self, status: int, body: bytes) -> None:
+                # the unread body would be taken for the next request: end the connection
+                self.close_connection = True
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
+                # the token before the body: an unauthenticated caller gets no read of
+                # whatever length it announces
                 if outer.token and self.headers.get("Authorization") != f"Bearer {outer.token}":
-                    self._send(401, b'{"error": "unauthorised"}')
+                    self._refuse(401, b'{"error": "unauthorised"}')
                     return
+                raw = self.headers.get("Content-Length") or "0"
+                if not (raw.isascii() and raw.isdigit()):
+                    self._refuse(400, b'{"error": "bad content-length"}')
+                    return
+                if int(raw) > MAX_BODY:
+                    self._refuse(413, b'{"error": "too large"}')
+                    return
+                body = self.rfile.read(int(raw))
                 rows = outer.datasets.get(self.path.split("?", 1)[0].rstrip("/") or "/")
                 if rows is None:
                     self._send(404, b'{"error": "no such data set"}')

@@ -91,18 +91,23 @@ class RateLimiter:
     def release(self, counts: Iterable[tuple[Key, int]]) -> None:
         """Admitted queries that will not be committed (their batch failed)."""
         with self._lock:
-            for key, count in counts:
-                left = self._pending.get(key, 0) - count
-                if left > 0:
-                    self._pending[key] = left
-                else:
-                    self._pending.pop(key, None)
+            self._unpend(counts)
+
+    def _unpend(self, counts: Iterable[tuple[Key, int]]) -> None:
+        for key, count in counts:
+            left = self._pending.get(key, 0) - count
+            if left > 0:
+                self._pending[key] = left
+            else:
+                self._pending.pop(key, None)
 
     def committed(self, counts: dict[Key, int], seen: dict[Key, tuple[int, int, int]]) -> None:
         """After a commit: ``counts`` queries per grant are now in the database, whose
         windows read ``seen[key] = (window, previous, current)``."""
-        self.release(counts.items())
+        # One hold of the lock: between dropping the pending count and installing the
+        # windows that now include it, a ``take`` would see neither and over-admit.
         with self._lock:
+            self._unpend(counts.items())
             for key, (window, previous, current) in seen.items():
                 self._seen[key] = _Seen(window, previous, current)
 

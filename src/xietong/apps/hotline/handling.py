@@ -102,6 +102,13 @@ def reveal_contact(ctx: Context, actor: Actor, number: str) -> Contact:
     the number), like the kernel's ``reveal_person_id_number``: views show only the mask.
     """
     authorize(actor, HANDLE)
+    if actor.kind != "user":
+        # A connected system's key is no person to answer for who looked at the number.
+        raise Forbidden(
+            "只有承办部门的工作人员可以查看市民的完整联系方式",
+            "Only a person of the handling department may see the citizen's full contact",
+            code="person_required",
+        )
     with UnitOfWork(ctx, actor) as uow:
         ticket = load_ticket(uow.session, number)
         if not is_handler(actor, ticket):

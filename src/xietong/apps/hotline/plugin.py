@@ -29,6 +29,13 @@ def model_modules() -> list[str]:
 
 
 @hookimpl
+def app_state(state: Any) -> None:
+    from xietong.apps.hotline.throttle import IntakeLimiter
+
+    state.hotline_intake_limiter = IntakeLimiter()
+
+
+@hookimpl
 def register_actions() -> None:
     register_action(
         "hotline.ticket.submit", "public", [], "提交市民诉求", "Submit a citizen's request"

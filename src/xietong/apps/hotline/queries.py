@@ -168,7 +168,7 @@ def _views(
     now = clock.now()
     views = []
     for t in tickets:
-        handler = actor is not None and is_handler(actor, t)
+        handler = actor is not None and actor.kind == "user" and is_handler(actor, t)
         dept = depts.get(t.department_id) if t.department_id else None
         views.append(
             TicketView(

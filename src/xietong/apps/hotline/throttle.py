@@ -4,7 +4,8 @@ A visitor (not signed in) is counted by client IP — cookies are free to drop, 
 session would not hold anyone back; a signed-in agent or a connected system (API key)
 by its identity, with a higher limit (the 12345 call centre pushes every call). Moving
 windows from the ``limits`` library, kept in the memory of this process, one store per
-application: a restart forgets the counts, which only errs towards letting citizens in.
+application, made when the app is built (``app_state`` hook): a restart forgets the
+counts, which only errs towards letting citizens in.
 Behind a reverse proxy, run uvicorn with ``--proxy-headers --forwarded-allow-ips`` so
 that the client IP is the citizen's, not the proxy's (ADR 0061).
 """
@@ -12,6 +13,7 @@ that the client IP is the citizen's, not the proxy's (ADR 0061).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from functools import lru_cache
 
@@ -35,10 +37,16 @@ def _items(spec: str) -> tuple[RateLimitItem, ...]:
 class IntakeLimiter:
     def __init__(self) -> None:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        # test-then-hit of several windows is no single operation of the storage: two
+        # submissions at once would both pass the test of the last free slot
+        self._lock = threading.Lock()
 
     def hit(self, spec: str, client: str) -> None:
         """Count one submission by ``client``, or raise ``RateLimited`` (nothing counted)."""
-        items = _items(spec)
+        with self._lock:
+            self._hit(_items(spec), client)
+
+    def _hit(self, items: tuple[RateLimitItem, ...], client: str) -> None:
         for item in items:
             if not self._limiter.test(item, NAMESPACE, client):
                 reset, _remaining = self._limiter.get_window_stats(item, NAMESPACE, client)
@@ -67,9 +75,7 @@ def _per_en(item: RateLimitItem) -> str:
 
 def check_intake(request: Request, ctx: Context, actor: Actor) -> None:
     """Count this submission against its client's limit (raises ``RateLimited``)."""
-    limiter = getattr(request.app.state, "hotline_intake_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.hotline_intake_limiter = IntakeLimiter()
+    limiter: IntakeLimiter = request.app.state.hotline_intake_limiter  # see plugin.app_state
     if actor.is_authenticated:
         spec, client = ctx.settings.hotline_intake_rate_agent, f"actor:{actor.label}"
     else:

@@ -127,11 +127,14 @@ def serve(
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            if length > MAX_BODY:
+            raw = self.headers.get("content-length") or "0"
+            # digits only: a negative length would read until the client hangs up
+            if not (raw.isascii() and raw.isdigit()):
+                status, answer = 400, {"error": "bad content-length"}
+            elif int(raw) > MAX_BODY:
                 status, answer = 413, {"error": "too large"}
             else:
-                body = self.rfile.read(length)
+                body = self.rfile.read(int(raw))
                 status, answer = bank.receive(dict(self.headers.items()), body)
                 echo(f"银行收到开户申请 / webhook → {status} {answer}")
             data = json.dumps(answer, ensure_ascii=False).encode()

@@ -510,7 +510,7 @@ def register_bank(ctx: Context, actor: Actor) -> str:
         return str(json.loads(path.read_text(encoding="utf-8"))["api_key"])
     if system is None:
         issued = register_connected_system(
-            ctx, actor, BANK_SYSTEM, "开户银行对接网关（演示）", dept, [Role.WINDOW_CLERK]
+            ctx, actor, BANK_SYSTEM, "开户银行对接网关（演示）", dept, [Role.EXTERNAL]
         )
     else:  # the key file was lost: a new key replaces the unknown one
         issued = rotate_system_key(ctx, actor, system)

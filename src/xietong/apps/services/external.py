@@ -9,9 +9,10 @@ outputs are checked against the matter's declared outputs *before* anything move
 the waiting token is correlated and — when that ends the matter's process — the
 sub-case concludes, all in one transaction.
 
-A wrong key, a person instead of a system, another department's system, an unknown
-reference, bad outputs, or a matter that is no longer waiting (the bank answered after
-its time ran out and a clerk took over) are refused and change nothing.
+A wrong key, a person instead of a system, a system without the external role, an
+unknown reference or another department's (the same 404, so numbers cannot be
+probed), bad outputs, or a matter that is no longer waiting (the bank answered after its
+time ran out and a clerk took over) are refused and change nothing.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from xietong.apps.services.vocab import (
     RefusalKind,
     SubCaseStatus,
 )
-from xietong.apps.services.workbench import MAX_TEXT, guard, require_processing
-from xietong.kernel.access import Actor, authorize
+from xietong.apps.services.workbench import MAX_TEXT, require_processing
+from xietong.kernel.access import Actor, Resource, authorize, can
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
@@ -95,12 +96,15 @@ def answer(
             .join(Matter, Matter.id == SubCase.matter_id)
             .where(Application.number == number, Matter.code == code)
         ).first()
-        if found is None:
+        # Another department's reference answers exactly like an unknown one: a 403
+        # would tell a caller which application numbers exist elsewhere.
+        if found is None or not can(
+            actor, ACTION, Resource("services.sub_case", found.department_id, id=found.id)
+        ):
             raise NotFound(
                 f"没有该业务：{ref}", f"No such reference: {ref}", code="unknown_reference"
             )
         sub = session.get_one(SubCase, found.id)
-        authorize(actor, ACTION, guard(sub))
         app = session.get_one(Application, sub.application_id, with_for_update=not ctx.db.is_sqlite)
         run = Run(uow)
         case = progress.Case(run, app)

@@ -83,7 +83,8 @@ def register_actions() -> None:
     register_action(
         "services.external.answer",
         "department",
-        [Role.WINDOW_CLERK],
+        # Only the outside party's role: a clerk's key would open the whole department.
+        [Role.EXTERNAL],
         "外部系统回执办理结果（接入系统）",
         "An external system answers for its matter (connected systems)",
     )

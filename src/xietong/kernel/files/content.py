@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from collections.abc import Iterable
 
@@ -67,9 +68,16 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+# C0 controls and DEL: a CR/LF from an RFC 2231 ``filename*`` would otherwise reach the
+# Content-Disposition header of a download (and fail it), a NUL the file system.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def clean_filename(filename: str | None) -> str:
-    """The base name only (no directories from the client), at most 255 characters."""
-    name = os.path.basename((filename or "").replace("\\", "/")).strip()
+    """The base name only (no directories from the client, no control characters), at
+    most 255 characters."""
+    name = _CONTROLS.sub("", filename or "")
+    name = os.path.basename(name.replace("\\", "/")).strip()
     return name[:255] or "file"
 
 

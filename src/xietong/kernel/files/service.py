@@ -161,18 +161,32 @@ def owned(session: Session, actor: Actor, file_ids: Sequence[int]) -> list[FileV
     return [FileView.of(rows[i]) for i in wanted]
 
 
-def read(ctx: Context, file_id: int) -> tuple[FileView, bytes]:
-    """A file's metadata and bytes, for an app that has checked access itself."""
+def _view(ctx: Context, file_id: int) -> FileView:
     with ctx.db.read() as session:
         row = session.get(StoredFile, file_id)
         if row is None:
             raise NotFound.of("文件", "File", file_id)
-        view = FileView.of(row)
+        return FileView.of(row)
+
+
+def read(ctx: Context, file_id: int) -> tuple[FileView, bytes]:
+    """A file's metadata and bytes, for an app that has checked access itself."""
+    view = _view(ctx, file_id)
     data = read_blob(ctx, view.sha256)
     if digest(data) != view.sha256:
         # a blob changed on disk: serve nothing rather than bytes nobody uploaded
         raise NotFound.of("文件", "File", file_id)
     return view, data
+
+
+def describe_own(ctx: Context, actor: Actor, file_id: int) -> FileView:
+    """A file's metadata for its uploader, from its row alone: listing a file must not
+    cost reading and hashing its bytes (up to ``MAX_BYTES``) on every request."""
+    authorize(actor, READ)
+    view = _view(ctx, file_id)
+    if view.uploaded_by != actor.label:
+        raise NotFound.of("文件", "File", file_id)
+    return view
 
 
 def read_own(ctx: Context, actor: Actor, file_id: int) -> tuple[FileView, bytes]:

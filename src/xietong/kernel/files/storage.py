@@ -51,11 +51,15 @@ def store_blob(ctx: Context, data: bytes) -> str:
     path = blob_path(ctx, sha256)
     if path.exists():
         return sha256
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # citizens' documents: readable by the platform's user only, whatever the umask
+    path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
     # a name of its own per write: two threads of one process storing the same bytes
-    # at once must not truncate each other's temporary file before its rename
+    # at once must not truncate each other's temporary file before its rename; O_EXCL
+    # never follows a link planted under that name
     temp = path.with_name(f".{sha256}.{uuid.uuid4().hex}.tmp")
-    with open(temp, "wb") as handle:
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
