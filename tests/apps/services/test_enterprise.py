@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,12 +21,13 @@ from sqlalchemy import select, update
 
 from tests.apps.services.conftest import PDF, City
 from xietong.app import create_app
-from xietong.apps.services import applications, bank, demo, external, files, workbench
+from xietong.apps.services import applications, bank, catalogue, demo, external, files, workbench
 from xietong.apps.services.external import MESSAGE, reference
+from xietong.apps.services.views import MatterView
 from xietong.kernel import clock
 from xietong.kernel.access import Actor, Role
 from xietong.kernel.bus import run_due_jobs
-from xietong.kernel.errors import Conflict, Forbidden
+from xietong.kernel.errors import Conflict, Forbidden, InvalidInput
 from xietong.kernel.org.systems import authenticate_api_key, register_connected_system
 from xietong.kernel.workflow import services
 from xietong.kernel.workflow.store import WfHistory, WfIncident, WfTask, WfToken
@@ -280,6 +281,63 @@ def test_forged_or_misdirected_bank_callbacks_are_refused_and_change_nothing(bed
     assert bed.sim.receive({}, b"{}")[0] == 401
     ok = bed.api.post(path, headers={"X-API-Key": bed.api_key}, json=good)
     assert ok.status_code == 200 and ok.json()["status"] == "concluded"
+
+
+def _as_input(view: MatterView) -> catalogue.MatterInput:
+    names = {f.name for f in fields(catalogue.MatterInput)}
+    return catalogue.MatterInput(**{k: v for k, v in asdict(view).items() if k in names})
+
+
+def test_only_the_system_the_matter_names_may_answer(bed: Bed) -> None:
+    view, ref, _system = _awaiting_bank(bed)
+    # an external system of the same department, holding the same narrow role
+    other = register_connected_system(
+        bed.ctx,
+        bed.city.op,
+        "scjg-other-bank",
+        "另一银行网关",
+        bed.city.dept["scjg"],
+        [Role.EXTERNAL],
+    ).api_key
+    good = {"reference": ref, "outputs": {"bank_account_no": "6217000011112222"}}
+    unknown = {**good, "reference": "NOPE/NOPE"}
+    before = bed.view(view.number)
+    for body in (good, {**good, "refused": True, "reason": "冒名拒绝"}):
+        response = bed.api.post(bank.ANSWER_PATH, headers={"X-API-Key": other}, json=body)
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "unknown_reference"
+    # indistinguishable from an unknown reference: nothing to probe
+    theirs = bed.api.post(bank.ANSWER_PATH, headers={"X-API-Key": other}, json=good).json()
+    nothing = bed.api.post(bank.ANSWER_PATH, headers={"X-API-Key": other}, json=unknown).json()
+    assert theirs["message_en"].replace(ref, "NOPE/NOPE") == nothing["message_en"]
+    assert bed.view(view.number) == before
+    assert bed.subs(view.number)[BANK].status == "processing"
+    assert bed.waiting(view.number) == ["await_bank"]
+    assert _answered(bed) == 0
+    # the matter stops naming a system: not even the bank may answer
+    scjg_head = bed.city.actor("scjg.head")
+    matter = catalogue.get_matter(bed.ctx, scjg_head, f"430100-{BANK}")
+    assert matter.external_system_code == demo.BANK_SYSTEM
+    unbound = replace(_as_input(matter), external_system_code="")
+    catalogue.update_matter(bed.ctx, scjg_head, matter.code, unbound)
+    refused = bed.api.post(bank.ANSWER_PATH, headers={"X-API-Key": bed.api_key}, json=good)
+    assert refused.status_code == 404 and refused.json()["code"] == "unknown_reference"
+    assert bed.waiting(view.number) == ["await_bank"] and _answered(bed) == 0
+    # a malformed code is refused by field and changes nothing
+    with pytest.raises(InvalidInput) as bad:
+        catalogue.update_matter(
+            bed.ctx, scjg_head, matter.code, replace(unbound, external_system_code="银行 网关")
+        )
+    assert bad.value.details["problems"][0]["field"] == "external_system_code"
+    version = catalogue.get_matter(bed.ctx, scjg_head, matter.code).version
+    assert version == matter.version + 1  # only the unbinding above
+    # named again by the department's head, who edits the matter like any other field
+    catalogue.update_matter(
+        bed.ctx, scjg_head, matter.code, replace(unbound, external_system_code=demo.BANK_SYSTEM)
+    )
+    ok = bed.api.post(bank.ANSWER_PATH, headers={"X-API-Key": bed.api_key}, json=good)
+    assert ok.status_code == 200 and ok.json()["status"] == "concluded"
+    assert bed.subs(view.number)[BANK].outputs == good["outputs"]
 
 
 def test_the_bank_refusing_ends_only_its_branch(bed: Bed) -> None:

@@ -246,3 +246,30 @@ def test_bad_workbench_actions(api: Api) -> None:
     # someone else's application
     r = api.client.get(f"/api/v1/services/applications/{number}", headers=api.auth("other"))
     assert r.status_code == 403
+
+
+def test_the_answering_system_is_edited_like_any_matter_field(api: Api) -> None:
+    path = "/api/v1/services/matters/430100-SCJG-YHKH"
+    head = api.auth("scjg.head")
+    matter = api.client.get(path).json()
+    assert matter["external_system_code"] == "scjg-bank-gateway"
+    keep = {
+        "id",
+        "department_id",
+        "department_name",
+        "matter_type_zh",
+        "version",
+        "created_at",
+        "updated_at",
+    }
+    body = {k: v for k, v in matter.items() if k not in keep}
+    bad = api.client.put(path, headers=head, json={**body, "external_system_code": "银行 网关"})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["details"]["problems"][0]["field"] == "external_system_code"
+    assert api.client.get(path).json() == matter  # nothing changed
+    other = api.client.put(path, headers=head, json={**body, "external_system_code": "scjg-b2"})
+    assert other.status_code == 200, other.text
+    assert other.json()["external_system_code"] == "scjg-b2"
+    assert other.json()["version"] == matter["version"] + 1
+    cleared = api.client.put(path, headers=head, json={**body, "external_system_code": ""})
+    assert cleared.status_code == 200 and cleared.json()["external_system_code"] is None

@@ -34,6 +34,8 @@ from xietong.kernel.workflow.store import WfDefinition
 MANAGE = "services.matter.manage"
 READ = "services.catalogue.read"
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{1,63}$")
+# a connected system's code, as the kernel's registry accepts it
+SYSTEM_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_DAYS = 3650
 
@@ -53,6 +55,8 @@ class MatterInput:
     fee: str = "0"
     outputs: list[dict[str, Any]] = field(default_factory=list)
     active: bool = True
+    # the connected system that answers for the matter ("" = none may)
+    external_system_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ def check_matter(data: MatterInput) -> tuple[MatterInput, list[Problem]]:
         bad("form_schema", message, message)
     materials = _materials(data.materials, bad)
     outputs = _outputs(data.outputs, bad)
+    system_code = str(data.external_system_code or "").strip()
+    if system_code and not SYSTEM_CODE.match(system_code):
+        bad(
+            "external_system_code",
+            "外部系统编码须为 1–64 位字母、数字、点、下划线或连字符",
+            "External system code: 1–64 letters, digits, '.', '_' or '-'",
+        )
     cleaned = MatterInput(
         code=code,
         name=name,
@@ -125,6 +136,7 @@ def check_matter(data: MatterInput) -> tuple[MatterInput, list[Problem]]:
         fee=f"{fee:.2f}",
         outputs=outputs,
         active=bool(data.active),
+        external_system_code=system_code,
     )
     return cleaned, problems
 
@@ -232,6 +244,7 @@ def write(row: Matter, data: MatterInput, dept: Department) -> bool:
         "process_key": data.process_key,
         "outputs": data.outputs,
         "active": data.active,
+        "external_system_code": data.external_system_code or None,
     }
     changed = False
     for key, value in values.items():

@@ -357,6 +357,7 @@ MATTERS: list[MatterInput] = [
         ),
         materials=[{"code": "legal_rep_id", "name": "法定代表人身份证", "required": True}],
         outputs=[{"name": "bank_account_no", "title": "基本存款账户账号", "type": "string"}],
+        external_system_code=BANK_SYSTEM,
     ),
 ]
 

@@ -3,16 +3,18 @@ opens an enterprise's account) answers later through the API.
 
 The matter's process sends the request as a signed webhook (a service task) and then
 waits at a message catch named ``MESSAGE`` whose correlation key is the *reference*
-``<application number>/<matter code>``. The external system, registered as a connected
-system (接入系统) of the matter's department, answers with its API key; the answer's
+``<application number>/<matter code>``. The external system — the connected system
+(接入系统) of the matter's department whose code the matter names
+(``Matter.external_system_code``) — answers with its API key; the answer's
 outputs are checked against the matter's declared outputs *before* anything moves, then
 the waiting token is correlated and — when that ends the matter's process — the
 sub-case concludes, all in one transaction.
 
 A wrong key, a person instead of a system, a system without the external role, an
-unknown reference or another department's (the same 404, so numbers cannot be
-probed), bad outputs, or a matter that is no longer waiting (the bank answered after its
-time ran out and a clerk took over) are refused and change nothing.
+unknown reference, another department's or one whose matter names another system (the
+same 404, so numbers cannot be probed), bad outputs, or a matter that is no longer
+waiting (the bank answered after its time ran out and a clerk took over) are refused
+and change nothing.
 """
 
 from __future__ import annotations
@@ -91,15 +93,20 @@ def answer(
     with UnitOfWork(ctx, actor) as uow:
         session = uow.session
         found = session.execute(
-            select(SubCase.id, SubCase.department_id)
+            select(SubCase.id, SubCase.department_id, Matter.external_system_code)
             .join(Application, Application.id == SubCase.application_id)
             .join(Matter, Matter.id == SubCase.matter_id)
             .where(Application.number == number, Matter.code == code)
         ).first()
-        # Another department's reference answers exactly like an unknown one: a 403
-        # would tell a caller which application numbers exist elsewhere.
-        if found is None or not can(
-            actor, ACTION, Resource("services.sub_case", found.department_id, id=found.id)
+        # Another department's reference, or one whose matter waits for another system
+        # (or names none), answers exactly like an unknown one: a 403 would tell a
+        # caller which application numbers exist.
+        if (
+            found is None
+            or found.external_system_code != actor.name
+            or not can(
+                actor, ACTION, Resource("services.sub_case", found.department_id, id=found.id)
+            )
         ):
             raise NotFound(
                 f"没有该业务：{ref}", f"No such reference: {ref}", code="unknown_reference"

@@ -52,6 +52,9 @@ class Matter(Base):
     process_key: Mapped[str] = mapped_column(String(200))
     # [{name, title, type}]: what concluding the matter produces (证照编号 …)
     outputs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # code of the one connected system (接入系统) whose answer the matter's process
+    # waits for; None: no external system may answer (see ``external.answer``)
+    external_system_code: Mapped[str | None] = mapped_column(String(64), default=None)
     active: Mapped[bool] = mapped_column(default=True)
     # jieba-segmented words of the name, department, type, basis and materials
     search_text: Mapped[str] = mapped_column(Text, default="")

@@ -86,6 +86,7 @@ class MatterIn(Strict):
     fee: str = Field(default="0", max_length=20)
     outputs: list[OutputIn] = Field(default_factory=list, max_length=50)
     active: bool = True
+    external_system_code: str = Field(default="", max_length=64)
 
     def to_input(self) -> MatterInput:
         data = self.model_dump()

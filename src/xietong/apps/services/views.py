@@ -33,6 +33,7 @@ class MatterView:
     version: int
     created_at: datetime
     updated_at: datetime
+    external_system_code: str | None = None
 
     @classmethod
     def of(cls, row: Matter, dept_code: str, dept_name: str) -> MatterView:
@@ -57,6 +58,7 @@ class MatterView:
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            external_system_code=row.external_system_code,
         )
 
 

@@ -53,6 +53,7 @@ COLUMNS = [
     ("process_key", "办理流程"),
     ("outputs", "办理结果"),
     ("active", "状态"),
+    ("external_system_code", "外部系统编码"),
 ]
 ZH = dict(COLUMNS)
 MATTERS = SheetSpec("matters", SHEET, tuple(Column(key, zh, True) for key, zh in COLUMNS))
@@ -114,6 +115,7 @@ def _row_input(values: dict[str, str], bad: Any) -> MatterInput | None:
         process_key=values["process_key"],
         outputs=outputs,
         active=values["active"] not in ("停用", "inactive", "0", "否"),
+        external_system_code=values["external_system_code"],
     )
 
 
@@ -209,6 +211,7 @@ def export_matters_xlsx(ctx: Context, actor: Actor) -> bytes:
                 view.process_key,
                 "\n".join(f"{o['name']}|{o['title']}|{o['type']}" for o in view.outputs),
                 "在用" if view.active else "停用",
+                view.external_system_code or "",
             ]
         )
     return write_workbook([(SHEET, rows)])
