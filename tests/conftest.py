@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from xietong.config import Settings, get_settings
+from xietong.config import Settings
 from xietong.kernel.calendar import WorkCalendar
 from xietong.kernel.context import Context
 from xietong.kernel.db import Base, Database
@@ -131,15 +131,3 @@ def ctx(settings: Settings) -> Iterator[Context]:
     context.calendar = WorkCalendar(db)
     yield context
     context.close()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh data dir for CLI commands, read from the environment as a user's would be."""
-    data = tmp_path / "var"
-    monkeypatch.setenv("XIETONG_DATA_DIR", str(data))
-    monkeypatch.delenv("XIETONG_DATABASE_URL", raising=False)
-    monkeypatch.setenv("XIETONG_CONFIG", str(tmp_path / "absent.toml"))
-    get_settings.cache_clear()
-    yield data
-    get_settings.cache_clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,17 @@ from xietong.config import get_settings
 from xietong.kernel.db import Database
 
 runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    data = tmp_path / "var"
+    monkeypatch.setenv("XIETONG_DATA_DIR", str(data))
+    monkeypatch.delenv("XIETONG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("XIETONG_CONFIG", str(tmp_path / "absent.toml"))
+    get_settings.cache_clear()
+    yield data
+    get_settings.cache_clear()
 
 
 def invoke(*args: str, input: str | None = None):

@@ -4,13 +4,27 @@ and a non-zero exit, never a traceback; a taken port is reported too."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from xietong.cli import app
+from xietong.config import get_settings
 
 runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    data = tmp_path / "var"
+    monkeypatch.setenv("XIETONG_DATA_DIR", str(data))
+    monkeypatch.delenv("XIETONG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("XIETONG_CONFIG", str(tmp_path / "absent.toml"))
+    get_settings.cache_clear()
+    yield data
+    get_settings.cache_clear()
 
 
 def test_bank_simulator_refuses_bad_input(data_dir: Path) -> None:
