@@ -126,6 +126,8 @@ def test_task_force_decomposes_reports_and_analyses(page, live_server) -> None:
     # the analysis answers in the browser: what if the licence check slips 30 days?
     page.goto(demo_url.replace("/tasks/", "/tasks/analysis?root_id="))
     assert page.locator("#critical-path li").count() >= 1
+    # the demo city loads no local days: the plan is counted in the nationwide calendar
+    assert page.locator("#calendar").inner_text() == "按全国工作日历计算"
     assert (
         "无证经营餐饮单位查处" in page.locator("#blocking").inner_text()
         or page.locator("#blocking li").count() >= 1

@@ -135,3 +135,38 @@ def test_analysis_sees_only_the_visible(city: City) -> None:
     assert insight.analysis(city.ctx, city.jy_head).tasks == 0
     mine = insight.analysis(city.ctx, city.xf_clerk)
     assert {t.task.id for t in mine.timings} == {ids["b"], ids["e"]}
+
+
+def test_analysis_counts_the_calendar_its_tasks_follow(
+    city: City, frozen: clock.FrozenClock
+) -> None:
+    """长沙 gives Wednesday 4 March off. A task force of 长沙's departments is counted in
+    长沙's working days; once a 株洲 department joins, the forest falls back to the
+    nationwide count, while the task force (led from 长沙) and a what-if on its task
+    keep 长沙's."""
+    from tests.apps.tasks.conftest import ADMIN
+    from xietong.kernel.calendar import load_schedule
+    from xietong.kernel.org import service as org
+
+    local = {"year": 2026, "holidays": [{"name": "长沙市特别休假", "days": ["2026-03-04"]}]}
+    load_schedule(city.ctx, ADMIN, local, source="admin", region_code="430100")
+    frozen.set(datetime(2026, 3, 2, 9, tzinfo=clock.CST))
+    root = service.create_task(city.ctx, city.supervisor, task_input("专班", "dc")).id
+    week = {"planned_start": date(2026, 3, 2), "planned_end": date(2026, 3, 6)}
+    work = service.create_task(
+        city.ctx, city.supervisor, task_input("排查", "scjg", parent_id=root, **week)
+    ).id
+    result = insight.analysis(city.ctx, city.supervisor, root)
+    assert (result.calendar_region, result.calendar_name) == ("430100", "长沙市")
+    assert result.critical_path_days == 4  # Monday to Friday less 长沙's Wednesday
+    assert insight.slip(city.ctx, city.supervisor, work, 1).calendar_region == "430100"
+
+    org.create_region(city.ctx, ADMIN, "430200", "株洲市", "city", "430000")
+    org.create_department(city.ctx, ADMIN, "zz-scjg", "株洲市市场监管局", "430200")
+    service.create_task(
+        city.ctx, city.supervisor, task_input("株洲配合", "zz-scjg", parent_id=root, **week)
+    )
+    everything = insight.analysis(city.ctx, city.supervisor)
+    assert (everything.calendar_region, everything.calendar_name) == (None, None)
+    assert insight.analysis(city.ctx, city.supervisor, root).calendar_region == "430100"
+    assert insight.slip(city.ctx, city.supervisor, work, 1).calendar_region == "430100"

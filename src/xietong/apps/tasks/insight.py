@@ -23,7 +23,7 @@ from xietong.apps.tasks.service import today
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.context import Context
 from xietong.kernel.errors import InvalidInput, NotFound
-from xietong.kernel.org.models import Department
+from xietong.kernel.org.models import Department, Region
 
 MAX_SLIP = 250
 
@@ -59,6 +59,8 @@ class AnalysisView:
     over_capacity: list[str]
     allocation: list[dict[str, Any]]
     on_time: list[dict[str, Any]]
+    calendar_region: str | None  # the region whose working days were counted; None: nationwide
+    calendar_name: str | None  # its name
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class WhatIfView:
     newly_late_goals: list[int]
     newly_late_tasks: list[TaskRef]
     delayed: list[dict[str, Any]]
+    calendar_region: str | None
 
 
 def _scope(session: Any, actor: Actor, root_id: int | None) -> set[int] | None:
@@ -81,6 +84,20 @@ def _scope(session: Any, actor: Actor, root_id: int | None) -> set[int] | None:
     if not ids:
         raise NotFound.of("任务", "Task", root_id)
     return ids
+
+
+def _counting_calendar(ctx: Context, loaded: planning.Loaded, anchor: int | None) -> str | None:
+    """The one calendar a whole plan is counted in (a path crosses departments and needs
+    a single count of days): the calendar every task in it follows when they agree, else
+    the calendar of ``anchor``'s lead department (the task force analysed, the task
+    slipped), else nationwide."""
+    assert ctx.calendar is not None
+    groups = planning.by_calendar(ctx, loaded)
+    if len(groups) == 1:
+        return next(iter(groups))
+    if anchor is not None and anchor in loaded.regions:
+        return ctx.calendar.calendar_region(loaded.regions[anchor])
+    return None
 
 
 def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> AnalysisView:
@@ -96,8 +113,12 @@ def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> Analysis
                 )
             )
         }
+        region = _counting_calendar(ctx, loaded, root_id)
+        region_name = (
+            session.scalar(select(Region.name).where(Region.code == region)) if region else None
+        )
     day = today()
-    plan = Plan(loaded.specs, planning.calendar(ctx))
+    plan = Plan(loaded.specs, planning.calendar(ctx, region))
     found = analyse(plan, day, capacities=capacities, top=10)
     timing = found.schedule
     refs = {spec.id: _ref_fast(loaded, spec) for spec in loaded.specs}
@@ -156,6 +177,8 @@ def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> Analysis
             }
             for rate in found.on_time.values()
         ],
+        calendar_region=region,
+        calendar_name=region_name,
     )
 
 
@@ -185,7 +208,8 @@ def slip(ctx: Context, actor: Actor, task_id: int, days: int) -> WhatIfView:
         goal_rows = {
             row.id: (row.title, row.goal_name) for row in loaded.rows.values() if row.goal_name
         }
-    plan = Plan(loaded.specs, planning.calendar(ctx))
+    region = _counting_calendar(ctx, loaded, task_id)
+    plan = Plan(loaded.specs, planning.calendar(ctx, region))
     timing = Schedule(plan)
     answer = what_if(plan, task_id, days, baseline=(timing.es, timing.ef))
     refs = {spec.id: _ref_fast(loaded, spec) for spec in loaded.specs}
@@ -205,4 +229,5 @@ def slip(ctx: Context, actor: Actor, task_id: int, days: int) -> WhatIfView:
         newly_late_goals=list(answer.newly_late_goals),
         newly_late_tasks=[refs[i] for i in answer.newly_late_tasks],
         delayed=[{"task": refs[i], "working_days": d} for i, d in answer.delayed.items()],
+        calendar_region=region,
     )
