@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="days published events, consumer markers, done jobs and delivered "
         "webhooks are kept (the replay window)",
     )
+    files_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="days an upload that no record cites is kept before the worker "
+        "deletes it (its row and, when nothing else uses them, its bytes)",
+    )
     webhook_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="host patterns webhook endpoints may use (fnmatch, e.g. *.gov.cn); "

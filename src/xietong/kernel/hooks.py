@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+    from sqlalchemy.orm import Session
 
     from xietong.kernel.access import Actor
     from xietong.kernel.context import Context
@@ -79,6 +80,15 @@ def event_consumers() -> list[tuple[str, str, Callable[..., None]]]:
 @hookspec
 def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
     """Worker jobs: ``(name, interval seconds, job(ctx) -> items handled)``."""
+
+
+@hookspec
+def file_references(
+    session: Session, file_ids: list[int], digests: list[str]
+) -> tuple[set[int], set[str]] | None:
+    """Which of these uploads (``file_object`` ids) and blobs (SHA-256 digests) this
+    app's records still cite: ``(ids, digests)``. The files retention job deletes old
+    uploads no app cites, so an app that keeps file references must answer."""
 
 
 @hookspec

@@ -41,9 +41,13 @@ def periodic_jobs() -> list[tuple[str, float, Callable[[Context], int]]]:
     # Importing registers the workflow's scheduled-job handlers (timers, time-outs,
     # service calls) in the worker process; the jobs themselves are due rows, not loops.
     from xietong.kernel.bus.retention import prune
+    from xietong.kernel.files import retention
     from xietong.kernel.workflow import services, timers  # noqa: F401
 
-    return [("bus.retention", 3600.0, prune)]
+    return [
+        ("bus.retention", 3600.0, prune),
+        (retention.JOB_NAME, retention.INTERVAL_S, retention.run_job),
+    ]
 
 
 @hookimpl

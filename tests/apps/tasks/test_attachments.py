@@ -5,9 +5,11 @@ task, and refused (nothing changed) when bad — in the service, the API and the
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.api.conftest import World
 from tests.apps.tasks.conftest import City, count, csrf, signed_in, task_input, tree_size
@@ -15,7 +17,7 @@ from tests.apps.tasks.test_tasks_api import API, body, error, size
 from tests.kernel.test_files import DOCX, PDF, PNG, XLSX
 from xietong.apps.tasks import attachments, closure, queries, service
 from xietong.apps.tasks.models import Closure, ProgressReport
-from xietong.kernel import files
+from xietong.kernel import clock, files
 from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.files.models import StoredFile
 
@@ -199,3 +201,24 @@ def test_attachments_through_the_pages(city: City) -> None:
     assert client.get(link.group(1)).content == XLSX
     english = client.get(f"/tasks/{lead}?lang=en")
     assert english.status_code == 200 and "Files (PDF, JPG, PNG, OFD, DOCX, XLSX" in english.text
+
+
+def test_retention_keeps_attachments_and_drops_abandoned_uploads(
+    city: City, frozen: clock.FrozenClock
+) -> None:
+    from xietong.kernel.files import retention
+
+    _root, lead, _other = tree(city)
+    sent = files.upload(city.ctx, city.scjg_clerk, "台账.pdf", PDF + b"sent")
+    service.report_progress(
+        city.ctx, city.scjg_clerk, lead, 40, "已排查", attachments=[{"file_id": sent.id}]
+    )
+    abandoned = files.upload(city.ctx, city.scjg_clerk, "草稿.pdf", PDF + b"never sent")
+    with city.ctx.db.read() as session:
+        assert attachments.cited_files(session, [sent.id, abandoned.id]) == {sent.id}
+    frozen.advance(timedelta(days=city.ctx.settings.files_retention_days + 1))
+    assert retention.run_job(city.ctx) == 1  # the row; its bytes wait for their own age
+    with city.ctx.db.read() as session:
+        assert set(session.scalars(select(StoredFile.id))) == {sent.id}
+    _view, data = attachments.read(city.ctx, city.supervisor, lead, sent.id)
+    assert data == PDF + b"sent"

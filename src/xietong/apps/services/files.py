@@ -8,11 +8,13 @@ uploaded it, once per SHA-256, and an application may only cite its applicant's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from xietong.apps.services.models import Upload
+from xietong.apps.services.models import ApplicationMaterial, Upload
 from xietong.kernel import clock
 from xietong.kernel.access import Actor, authorize
 from xietong.kernel.context import Context
@@ -65,3 +67,16 @@ def upload(ctx: Context, actor: Actor, filename: str, data: bytes) -> UploadView
         )
         uow.commit()
     return UploadView(sha256, len(data), media_type, filename)
+
+
+def cited_digests(session: Session, digests: Sequence[str]) -> set[str]:
+    """Which of these blobs the app still uses: every applicant's upload (a person's
+    materials stay reusable for later applications) and every application's material."""
+    if not digests:
+        return set()
+    wanted = list(digests)
+    return set(session.scalars(select(Upload.sha256).where(Upload.sha256.in_(wanted)))) | set(
+        session.scalars(
+            select(ApplicationMaterial.sha256).where(ApplicationMaterial.sha256.in_(wanted))
+        )
+    )

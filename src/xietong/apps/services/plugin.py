@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from xietong.kernel.access import Actor, Role, register_action
 from xietong.kernel.hooks import hookimpl
 
@@ -196,3 +198,12 @@ def demo_data(ctx: Context) -> None:
     from xietong.apps.services.demo import load_demo
 
     load_demo(ctx)
+
+
+@hookimpl
+def file_references(
+    session: Session, file_ids: list[int], digests: list[str]
+) -> tuple[set[int], set[str]]:
+    from xietong.apps.services.files import cited_digests
+
+    return set(), cited_digests(session, digests)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from xietong.apps.tasks import rights
 from xietong.apps.tasks.models import Closure, ProgressReport
@@ -69,3 +70,17 @@ def read(ctx: Context, actor: Actor, task_id: int, file_id: int) -> tuple[files.
     if not any(ref.get("file_id") == file_id for refs in lists for ref in refs or []):
         raise NotFound.of("附件", "Attachment", file_id)
     return files.read(ctx, file_id)
+
+
+def cited_files(session: Session, file_ids: Sequence[int]) -> set[int]:
+    """Which of these uploads a progress report or a 销号 request cites (the files
+    retention job keeps those). The references live in JSON lists, so every list is read:
+    a daily job's cost, never a request's."""
+    wanted = set(file_ids)
+    if not wanted:
+        return set()
+    found: set[int] = set()
+    for column in (ProgressReport.attachments, Closure.evidence):
+        for refs in session.execute(select(column).execution_options(yield_per=1000)).scalars():
+            found.update(ref["file_id"] for ref in refs or [] if ref.get("file_id") in wanted)
+    return found

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from xietong.apps.tasks import rights
 from xietong.kernel.access import Role, register_action
 from xietong.kernel.hooks import hookimpl
@@ -149,3 +151,12 @@ def demo_data(ctx: Context) -> None:
     from xietong.apps.tasks.demo import load_demo_tasks
 
     load_demo_tasks(ctx)
+
+
+@hookimpl
+def file_references(
+    session: Session, file_ids: list[int], digests: list[str]
+) -> tuple[set[int], set[str]]:
+    from xietong.apps.tasks.attachments import cited_files
+
+    return cited_files(session, file_ids), set()

@@ -145,11 +145,10 @@ def owned(session: Session, actor: Actor, file_ids: Sequence[int]) -> list[FileV
     """The files ``actor`` uploaded, in the order asked; an unknown id or another's file
     is refused the same way, so ids cannot be probed."""
     wanted = list(dict.fromkeys(file_ids))
-    rows = {
-        row.id: row
-        for row in session.scalars(select(StoredFile).where(StoredFile.id.in_(wanted)))
-        if row.uploaded_by == actor.label
-    }
+    # FOR SHARE: the retention job cannot delete a row between this check and the
+    # commit of the record citing it (see ``retention``)
+    found = select(StoredFile).where(StoredFile.id.in_(wanted)).with_for_update(read=True)
+    rows = {row.id: row for row in session.scalars(found) if row.uploaded_by == actor.label}
     missing = [i for i in wanted if i not in rows]
     if missing:
         raise InvalidInput(

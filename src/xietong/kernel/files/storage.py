@@ -4,7 +4,8 @@ A blob is written to a temporary name, fsynced and renamed, so a process that di
 mid-write leaves no half file under the final name. A blob written for a transaction
 that then rolls back is harmless: nothing refers to it, and the next upload of the same
 bytes finds it. Blobs are never rewritten (same name, same bytes) and never deleted by
-a request, so concurrent uploads of one file need no lock.
+a request, so concurrent uploads of one file need no lock; the retention job
+(``retention``) deletes blobs nothing cites, long after their last upload.
 
 Before the kernel kept files, the services app stored its materials under
 ``<data dir>/services/blobs``; ``read_blob`` still finds those, so an installation
@@ -29,6 +30,10 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def is_digest(name: str) -> bool:
+    return bool(_SHA256.match(name))
+
+
 def _checked(sha256: str) -> str:
     # the digest becomes a path: only 64 hex digits, never "../" from a caller
     if not _SHA256.match(sha256 or ""):
@@ -49,8 +54,12 @@ def store_blob(ctx: Context, data: bytes) -> str:
     """Keep ``data``; its SHA-256 (the same bytes are stored once)."""
     sha256 = digest(data)
     path = blob_path(ctx, sha256)
-    if path.exists():
+    try:
+        # touched, not just found: the retention job spares a blob used since it looked
+        os.utime(path)
         return sha256
+    except FileNotFoundError:
+        pass
     # citizens' documents: readable by the platform's user only, whatever the umask
     path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.parent.mkdir(mode=0o700, exist_ok=True)
