@@ -149,10 +149,10 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
-def hot_api_routers() -> list[APIRouter]:
-    from xietong.apps.exchange.sharing_routes import gateway_router
+def hot_routes() -> list[Any]:
+    from xietong.apps.exchange.gateway_http import HOT_ROUTE
 
-    return [gateway_router]
+    return [HOT_ROUTE]
 
 
 @hookimpl
