@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from xietong.api.errors import BUSY_BODY, BUSY_HEADERS, domain_error_parts, validation_error_parts
@@ -175,7 +176,15 @@ def validate(model: type[M], body: Any) -> M:
 
 
 def dumps(value: Any) -> bytes:
-    """JSON as the framework's ``JSONResponse`` renders it."""
+    """JSON as the framework's ``JSONResponse`` renders it (UTF-8, compact), by orjson,
+    for a tenth of the CPU. The bytes are the same but for how some floats are spelled
+    (``1e16`` for ``1e+16``: the same number); an integer beyond 64 bits, which orjson
+    cannot write, goes to ``json``. Unlike ``JSONResponse``, orjson writes a non-finite
+    float as ``null`` instead of failing: a hot route must not hand it one."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        pass
     return json.dumps(
         value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
     ).encode("utf-8")

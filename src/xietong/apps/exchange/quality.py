@@ -10,6 +10,7 @@ failure is logged and counted for the provider.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,9 +50,15 @@ def _integer(value: Any) -> Any:
 def _decimal(value: Any) -> Any:
     if isinstance(value, bool):
         raise _Wrong
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):  # NaN or Infinity: no JSON number carries it
+            raise _Wrong
         return value
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _Wrong
         return float(value)
     if isinstance(value, str):
         try:

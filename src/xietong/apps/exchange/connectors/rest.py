@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 
 from xietong.apps.exchange.connectors.base import (
     FetchRequest,
@@ -143,7 +144,10 @@ class RestConnector:
 
     async def _apost(self, body: dict[str, Any]) -> tuple[int, bytes]:
         """The provider's status and body, retried as ``_post`` retries."""
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        try:
+            payload = orjson.dumps(body)
+        except TypeError:  # an integer beyond 64 bits in a filter
+            payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
         session = self._session()
         attempt = 0
         while True:
