@@ -30,6 +30,7 @@ from typing import Any
 import aiohttp
 import httpx
 import orjson
+import yarl
 
 from xietong.apps.exchange.connectors.base import (
     FetchRequest,
@@ -58,6 +59,7 @@ class RestConnector:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url
+        self._url = yarl.URL(url)  # parsed once, not on every call
         self.retries = retries
         # One SSL context for all this connector's clients: building one per client
         # (loading the CA bundle) costs tens of milliseconds.
@@ -135,6 +137,9 @@ class RestConnector:
                 timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s),
                 headers={**headers, "Content-Type": "application/json"},
                 skip_auto_headers=("User-Agent",),
+                # a provider's cookies are not part of the contract; a jar that keeps
+                # none also spares the per-request cookie filtering
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             with self._lock:
                 for old in [each for each in self._async if each.is_closed()]:
@@ -152,7 +157,7 @@ class RestConnector:
         attempt = 0
         while True:
             try:
-                async with session.post(self.url, data=payload) as response:
+                async with session.post(self._url, data=payload) as response:
                     status = response.status
                     if status not in RETRY_STATUSES or attempt >= self.retries:
                         return status, await _read(response)
