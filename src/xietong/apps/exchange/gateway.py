@@ -49,9 +49,9 @@ from xietong.apps.exchange.connectors.settings import LIVE
 from xietong.apps.exchange.gateway_cache import GrantSnapshot
 from xietong.apps.exchange.grants import grant_state, today
 from xietong.apps.exchange.group_commit import acommit_leaf, commit_leaf
-from xietong.apps.exchange.masking import mask_rows
+from xietong.apps.exchange.masking import MASKERS
 from xietong.apps.exchange.models import Item, Resource
-from xietong.apps.exchange.quality import normalise
+from xietong.apps.exchange.quality import Column, shape
 from xietong.apps.exchange.ratelimit import LIMITER, retry_after
 from xietong.apps.exchange.sharing_models import Connector, Grant
 from xietong.apps.exchange.vocab import Status
@@ -104,6 +104,7 @@ class _Plan:
     connector: Connector
     source: dict[str, str]  # item -> provider field
     floats: bool  # an item may hold a float (数值型): see ``_canonical``
+    columns: tuple[Column, ...]  # item, provider field, type, masker: ``quality.shape``
 
 
 def _denied(zh: str, en: str, code: str, **details: Any) -> Forbidden:
@@ -256,6 +257,17 @@ def _plan(meta: _Meta, grants: tuple[GrantSnapshot, ...], query: GatewayQuery) -
     if connector is None:
         raise ProviderError("提供方尚未配置连接器", "The provider has not configured a connector")
     ordered = tuple(dict.fromkeys(wanted))
+    fields = connector.fields or {}
+    masked = {k: v for k, v in grant.masked.items() if k in ordered}
+    columns = tuple(
+        (
+            item,
+            fields.get(item, item),
+            meta.types[item],
+            MASKERS[masked[item]] if item in masked else None,
+        )
+        for item in ordered
+    )
     return _Plan(
         meta.resource_id,
         meta.provider_id,
@@ -265,11 +277,12 @@ def _plan(meta: _Meta, grants: tuple[GrantSnapshot, ...], query: GatewayQuery) -
         grant.purpose,
         ordered,
         {item: meta.types[item] for item in ordered},
-        {k: v for k, v in grant.masked.items() if k in ordered},
+        masked,
         filters,
         connector,
-        {item: (connector.fields or {}).get(item, item) for item in set(ordered) | set(filters)},
+        {item: fields.get(item, item) for item in set(ordered) | set(filters)},
         any(meta.types[item] == "decimal" for item in ordered),
+        columns,
     )
 
 
@@ -409,9 +422,7 @@ def _finish(
 ) -> _Done:
     """The provider's schema check, masking and the response digest."""
     provider_ms = (time.perf_counter() - provider_started) * 1000
-    back = {plan.source[item]: item for item in plan.items}
-    renamed = [{back.get(k, k): v for k, v in row.items()} for row in result.rows]
-    rows, problems = normalise(renamed, plan.types)
+    masked, problems = shape(result.rows, plan.columns)
     if problems:
         detail = "; ".join(
             f"row {p.row}: {p.item} {p.problem} (expected {p.expected}, got {p.found})"
@@ -436,7 +447,6 @@ def _finish(
             details={"problems": [p.__dict__ for p in problems]},
         )
         return _Done(entry, row, error=error)
-    masked = mask_rows(rows, plan.masked)
     digest = hashlib.sha256(_canonical(masked, plan.floats)).hexdigest()
     entry, row = _leaf(
         actor,

@@ -15,6 +15,8 @@ The order of checks is the framework route's: an unreadable body (400), then the
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +38,7 @@ from xietong.api.hot import (
     validate,
 )
 from xietong.apps.exchange import gateway
+from xietong.apps.exchange.connectors.settings import LIVE
 from xietong.kernel.access import authorize
 
 PATH = r"/exchange/resources/(?P<code>.*)/query"
@@ -103,3 +106,14 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 HOT_ROUTE = HotRoute("POST", PATH, serve, takes)
+
+
+@asynccontextmanager
+async def close_sessions(_app: Any) -> AsyncIterator[None]:
+    """Lifespan of the platform's server: at shutdown, close the gateway's pooled HTTP
+    sessions to providers, on the loop that owns them (an open one warns, and its
+    sockets would linger)."""
+    try:
+        yield
+    finally:
+        await LIVE.aclose_sessions()

@@ -187,6 +187,13 @@ class RestConnector:
         status, content = await self._apost(_body(request))
         return _rows(status, content, request.limit)
 
+    async def aclose(self) -> None:
+        """Close the running loop's session (its sockets belong to this loop: at the
+        server's shutdown, or at the end of a test's loop)."""
+        session = self._async.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+
     def close(self) -> None:
         with self._lock:
             clients, self._clients = self._clients, []
