@@ -57,6 +57,7 @@ def _cases(s: Sharing) -> list[tuple[str, dict[str, Any]]]:
         ("no body", {"content": b"", "headers": system}),
         ("malformed JSON", {"content": b'{"limit": ', "headers": as_json}),
         ("not UTF-8", {"content": b'{"items": ["\xff"]}', "headers": as_json}),
+        ("no content type", {"content": b'{"limit": 2}', "headers": system}),
         ("a list", {"json": [1, 2], "headers": system}),
         ("null", {"content": b"null", "headers": as_json}),
         (
