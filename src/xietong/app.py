@@ -20,6 +20,7 @@ from xietong.api import org as org_api
 from xietong.api import webhooks as webhooks_api
 from xietong.api import workflow as workflow_api
 from xietong.api.deps import allow
+from xietong.api.hot import HotRoutes
 from xietong.api.limits import BodySizeLimit
 from xietong.config import Settings, get_settings
 from xietong.kernel.context import Context, open_context
@@ -50,9 +51,6 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for routers in manager.hook.hot_api_routers():
-        for router in routers:
-            api.include_router(router)
     api.include_router(auth_api.router)
     api.include_router(audit_api.router)
     api.include_router(org_api.router)
@@ -95,6 +93,10 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
         same_site="lax",
         https_only=False,
     )
+    # Inside the body-size limit, outside the sessions and the framework (ADR 0065).
+    hot = [route for routes in manager.hook.hot_routes() for route in routes]
+    if hot:
+        app.add_middleware(HotRoutes, routes=hot, prefix=API_PREFIX)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=ctx.settings.max_body_bytes,

@@ -79,23 +79,27 @@ class allow_async(allow):
     async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
         actor = getattr(request.state, "actor", None)
         if actor is None:
-            from xietong.kernel.org.systems import (
-                authenticate_api_key,
-                cached_api_key_actor,
-                key_digest,
-            )
-
             api_key = request.headers.get("x-api-key")
             if api_key and not request.headers.get("authorization"):
-                ctx = get_ctx(request)
-                actor = cached_api_key_actor(ctx, api_key)
-                if actor is None:  # one lookup for all the calls that missed together
-                    key = ("api_key", ctx.db.url, key_digest(api_key))
-                    actor = await load_once(key, authenticate_api_key, ctx, api_key)
-                    if actor is None:
-                        raise Unauthenticated("API 密钥无效", "Invalid API key")
+                actor = await api_key_actor(get_ctx(request), api_key)
             if actor is None:
                 actor = await run_in_threadpool(current_actor, request)
             request.state.actor = actor
         authorize(actor, self.action)
         return actor
+
+
+async def api_key_actor(ctx: Context, api_key: str) -> Actor:
+    """The connected system holding ``api_key``, for async callers: no I/O when this
+    process authenticated it moments ago (``cached_api_key_actor``), else one lookup in
+    a thread for all the calls that missed together (``load_once``). A wrong or disabled
+    key raises ``Unauthenticated`` (401)."""
+    from xietong.kernel.org.systems import authenticate_api_key, cached_api_key_actor, key_digest
+
+    actor = cached_api_key_actor(ctx, api_key)
+    if actor is None:
+        key = ("api_key", ctx.db.url, key_digest(api_key))
+        actor = await load_once(key, authenticate_api_key, ctx, api_key)
+        if actor is None:
+            raise Unauthenticated("API 密钥无效", "Invalid API key")
+    return actor

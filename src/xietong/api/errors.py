@@ -42,15 +42,49 @@ def wants_html(request: Request) -> bool:
 
 
 BUSY_RETRY_AFTER_S = 1
+BUSY_BODY = error_body(
+    "busy",
+    "系统繁忙，请稍后重试（本次操作未生效）",
+    "The platform is busy; retry shortly (nothing was changed)",
+)
+BUSY_HEADERS = {"Retry-After": str(BUSY_RETRY_AFTER_S)}
 
 
 def _busy() -> JSONResponse:
-    body = error_body(
-        "busy",
-        "系统繁忙，请稍后重试（本次操作未生效）",
-        "The platform is busy; retry shortly (nothing was changed)",
+    return JSONResponse(BUSY_BODY, status_code=503, headers=BUSY_HEADERS)
+
+
+# The answers below are shared with the hot routes (``api.hot``), which write their
+# responses themselves: a client sees the same status, body and headers either way.
+
+
+def domain_error_parts(exc: XietongError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Status, body and headers of a domain error's JSON answer."""
+    headers = {}
+    if exc.status == 429 and isinstance(exc.details, dict):
+        headers["Retry-After"] = str(exc.details.get("retry_after_s", 60))
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return exc.status, exc.to_dict(), headers
+
+
+def validation_error_parts(errors: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """Status and body of a request that failed validation (FastAPI's or a hot route's)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        body = error_body(
+            "malformed_json", "请求体不是合法的 JSON", "Malformed JSON body", _clean(errors)
+        )
+        return 400, body
+    return 422, error_body("invalid_request", "请求参数不合法", "Invalid request", _clean(errors))
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A database error that is back-pressure (answered 503 ``busy``), not a bug."""
+    if isinstance(exc, SQLAlchemyTimeoutError):
+        return True
+    return isinstance(exc, OperationalError | sqlite3.OperationalError) and (
+        "database is locked" in str(exc)
     )
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
 
 
 def install(app: FastAPI) -> None:
@@ -59,35 +93,20 @@ def install(app: FastAPI) -> None:
         html_error = getattr(app.state, "html_error", None)
         if html_error is not None and wants_html(request):
             return html_error(request, exc)
-        headers = {}
-        if exc.status == 429 and isinstance(exc.details, dict):
-            headers["Retry-After"] = str(exc.details.get("retry_after_s", 60))
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+        status, body, headers = domain_error_parts(exc)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            body = error_body(
-                "malformed_json",
-                "请求体不是合法的 JSON",
-                "Malformed JSON body",
-                _clean(list(errors)),
-            )
-            return JSONResponse(body, status_code=400)
-        body = error_body(
-            "invalid_request", "请求参数不合法", "Invalid request", _clean(list(errors))
-        )
-        return JSONResponse(body, status_code=422)
+        status, body = validation_error_parts(list(exc.errors()))
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(sqlite3.OperationalError)
     async def _database(request: Request, exc: Exception) -> Response:
         # SQLite's writer lock timing out under a burst is back-pressure, not a bug: the
         # transaction was rolled back, so the client may simply try again.
-        if "database is locked" not in str(exc):
+        if not is_busy(exc):
             raise exc
         return _busy()
 

@@ -40,10 +40,13 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookspec
-def hot_api_routers() -> list[APIRouter]:
-    """Routers mounted under ``/api/v1`` before all others. FastAPI tries routes one by
-    one (about 150 before the last app's), so a route machines call at volume — the
-    exchange gateway — is matched first; keep these few and their paths specific."""
+def hot_routes() -> list[Any]:
+    """Raw ASGI handlers served ahead of the framework under ``/api/v1``, for a route
+    machines call at volume (the exchange gateway): ``xietong.api.hot.HotRoute``
+    objects (method, path pattern, which requests they take, handler). The framework's
+    middleware, routing and dependency injection cost more than such a route's own
+    work; the handler does its own parsing, access check and response, and an ordinary
+    route of the same path serves whatever it does not take. Keep these few."""
 
 
 @hookspec

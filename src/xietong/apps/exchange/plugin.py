@@ -149,10 +149,10 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
-def hot_api_routers() -> list[APIRouter]:
-    from xietong.apps.exchange.sharing_routes import gateway_router
+def hot_routes() -> list[Any]:
+    from xietong.apps.exchange.gateway_http import HOT_ROUTE
 
-    return [gateway_router]
+    return [HOT_ROUTE]
 
 
 @hookimpl
@@ -160,11 +160,14 @@ def web_routers() -> list[APIRouter]:
     from fastapi import APIRouter
 
     from xietong.apps.exchange.demo_sharing import serve_demo_provider
+    from xietong.apps.exchange.gateway_http import close_sessions
     from xietong.apps.exchange.pages import router
 
-    # No routes: its lifespan runs the demo's provider service beside the server
+    # No routes: their lifespans run the demo's provider service beside the server and
+    # close the gateway's sessions to providers at shutdown
     provider = APIRouter(lifespan=serve_demo_provider)
-    return [router, provider]
+    sessions = APIRouter(lifespan=close_sessions)
+    return [router, provider, sessions]
 
 
 @hookimpl

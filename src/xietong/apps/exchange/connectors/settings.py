@@ -208,5 +208,15 @@ class LiveConnectors:
             old[1].close()
         return connector
 
+    async def aclose_sessions(self) -> None:
+        """Close the running loop's HTTP sessions of every live connector (the server's
+        shutdown: a session left open warns, and its sockets would linger)."""
+        with self._lock:
+            live = [connector for _, connector in self._live.values()]
+        for connector in live:
+            aclose = getattr(connector, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
 
 LIVE = LiveConnectors()
