@@ -9,12 +9,15 @@ whatever the password — so guessing costs the attacker time, not the user thei
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
-from sqlalchemy import BigInteger, Index, Integer, String, delete, func, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger, Index, Integer, String, delete, event, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session
 
 from xietong.kernel import clock
 from xietong.kernel.access import ANONYMOUS, Actor
@@ -105,10 +108,8 @@ def issue_token(ctx: Context, actor: Actor) -> IssuedToken:
 
 
 def actor_from_token(ctx: Context, token: str) -> Actor:
-    """The user a bearer token speaks for, re-read from the database (deactivation bites)."""
-    from xietong.kernel.org.models import User
-    from xietong.kernel.org.scopes import actor_for_user
-
+    """The user a bearer token speaks for, as the database says now (deactivation bites):
+    read once, then remembered until an organisation change commits (``_ActorCache``)."""
     try:
         claims = jwt.decode(
             token,
@@ -124,14 +125,18 @@ def actor_from_token(ctx: Context, token: str) -> Actor:
     # Expiry is checked against the platform clock, so tests with a frozen clock work.
     if expires <= int(clock.now().timestamp()):
         raise Unauthenticated("令牌已过期，请重新登录", "Token expired; log in again")
-    with ctx.db.read() as session:
-        user = session.get(User, user_id)
-        if user is None or not user.active:
-            raise Unauthenticated("账号不可用", "Account not available")
-        return actor_for_user(session, user)
+    actor = actors.get(ctx, user_id)
+    if actor is None:
+        raise Unauthenticated("账号不可用", "Account not available")
+    return actor
 
 
 def actor_from_user_id(ctx: Context, user_id: int) -> Actor | None:
+    """The actor of an active user (``None`` for an unknown or deactivated one)."""
+    return actors.get(ctx, user_id)
+
+
+def _load_actor(ctx: Context, user_id: int) -> Actor | None:
     from xietong.kernel.org.models import User
     from xietong.kernel.org.scopes import actor_for_user
 
@@ -140,3 +145,84 @@ def actor_from_user_id(ctx: Context, user_id: int) -> Actor | None:
         if user is None or not user.active:
             return None
         return actor_for_user(session, user)
+
+
+_ORG_CHANGED = "xietong.auth.org_changed"
+
+
+class _ActorCache:
+    """Actors of users, by database and user id, for the requests that follow.
+
+    Every authenticated request needs its actor; reading it is a read transaction of
+    three queries (the user, their memberships, the department tree), as much CPU as a
+    small command. An actor depends only on the ``user``, ``membership`` and
+    ``department`` tables, so a remembered one stays right until one of them changes:
+
+    - **In this process** a commit that inserted, updated or deleted such a row through
+      the ORM (every organisation service, the org import, tests) bumps ``generation``
+      and every remembered actor is dropped at once — a deactivated user or a revoked
+      membership takes effect on the very next request.
+    - **In another process** (a second worker, the CLI) the change is not seen here:
+      an actor is re-read at the latest ``TTL_S`` seconds after it was read, the bound
+      ADR 0063 accepts (as ADR 0032 does for API keys).
+
+    An actor read by a transaction that began before a change commits would be stale;
+    it is stored under the generation seen *before* the read, so it is dropped too.
+    """
+
+    TTL_S = 2.0
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._entries: dict[tuple[str, int], tuple[int, float, Actor | None]] = {}
+        self._lock = threading.Lock()
+        self.monotonic = time.monotonic  # tests replace it to step over the bound
+
+    def get(self, ctx: Context, user_id: int) -> Actor | None:
+        key = (ctx.db.url, user_id)
+        found = self._entries.get(key)
+        now = self.monotonic()
+        if found is not None and found[0] == self.generation and now - found[1] < self.TTL_S:
+            return found[2]
+        generation = self.generation
+        actor = _load_actor(ctx, user_id)
+        with self._lock:
+            if len(self._entries) > 10_000:  # bounded: drop all rather than track age
+                self._entries.clear()
+            self._entries[key] = (generation, now, actor)
+        return actor
+
+    def forget(self) -> None:
+        """Drop every remembered actor (an organisation change committed)."""
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+
+actors = _ActorCache()
+
+
+def _org_row_written(_mapper: Any, _connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info[_ORG_CHANGED] = True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_ORG_CHANGED, False):
+        actors.forget()
+
+
+def _watch_org_tables() -> None:
+    from xietong.kernel.org.models import Department, Membership, User
+
+    # an actor is derived from rows of these three only (``scopes.actor_for_user``)
+    for model in (User, Membership, Department):
+        for name in ("after_insert", "after_update", "after_delete"):
+            event.listen(model, name, _org_row_written)
+    # a flag left by a transaction that rolled back is harmless: it only makes a later
+    # commit of the same session drop the remembered actors once more
+    event.listen(Session, "after_commit", _after_commit)
+
+
+_watch_org_tables()
