@@ -23,6 +23,7 @@ from xietong.apps.services.models import (
     Application,
     ApplicationMaterial,
     Bundle,
+    BundleMatter,
     Matter,
     Rating,
     Rectification,
@@ -204,12 +205,12 @@ def _submit(
         )
         uow.emit(ApplicationSubmitted(number, bundle.code), MODULE)
         run = Run(uow)
-        progress.advance(progress.Case(run, app))
+        case = progress.Case(run, app)
+        progress.advance(case)
         run.finish()
-        app_id = app.id
+        view = _submitted_view(case, bundle, material_rows)
         uow.commit()
-    # read back after commit: the write lock is not held for the view's queries
-    return read_view(ctx, app_id, created=True)
+    return view
 
 
 def _materials(
@@ -307,18 +308,11 @@ def my_applications(ctx: Context, actor: Actor) -> list[ApplicationView]:
 def application_view(
     session: Session, app: Application, *, created: bool = False
 ) -> ApplicationView:
-    bundle = session.get_one(Bundle, app.bundle_id)
+    bundle_code, bundle_name = session.execute(
+        select(Bundle.code, Bundle.name).where(Bundle.id == app.bundle_id)
+    ).one()
     rows = progress.load_sub_cases(session, app)
-    subs = [sub for sub, _m, _l in rows]
-    matters = {matter.id: matter for _s, matter, _l in rows}
-    links = {link.matter_id: link for _s, _m, link in rows if link is not None}
-    names = dict(
-        session.execute(
-            select(Department.id, Department.name).where(
-                Department.id.in_({s.department_id for s in subs})
-            )
-        ).all()
-    )
+    names = {dept.id: dept.name for _s, _m, _l, dept in rows}
     docs = session.scalars(
         select(ResultDocument)
         .where(ResultDocument.application_id == app.id)
@@ -340,11 +334,74 @@ def application_view(
         if rated
         else []
     )
+    materials = [
+        MaterialView(*row)
+        for row in session.execute(
+            select(
+                ApplicationMaterial.code,
+                ApplicationMaterial.name,
+                ApplicationMaterial.sha256,
+                ApplicationMaterial.size,
+                ApplicationMaterial.media_type,
+                ApplicationMaterial.filename,
+                ApplicationMaterial.revision,
+            )
+            .where(ApplicationMaterial.application_id == app.id)
+            .order_by(ApplicationMaterial.id)
+        )
+    ]
+    return _view(
+        app,
+        bundle_code,
+        bundle_name,
+        [(sub, matter, link) for sub, matter, link, _d in rows],
+        names,
+        materials,
+        list(docs),
+        [
+            {
+                "target": r.target,
+                "department_id": r.department_id,
+                "department_name": names.get(r.department_id or 0, ""),
+                "level": r.level,
+                "level_zh": RATING_LEVELS[r.level],
+                "comment": r.comment,
+            }
+            for r in ratings
+        ],
+        [
+            {
+                "id": f.id,
+                "department_id": f.department_id,
+                "department_name": names.get(f.department_id, ""),
+                "status": f.status,
+                "due_date": f.due_date.isoformat(),
+                "outcome": f.outcome,
+            }
+            for f in fixes
+        ],
+        created=created,
+    )
+
+
+def _view(
+    app: Application,
+    bundle_code: str,
+    bundle_name: str,
+    rows: list[tuple[SubCase, Matter, BundleMatter | None]],
+    names: dict[int, str],
+    materials: list[MaterialView],
+    docs: list[ResultDocument],
+    ratings: list[dict[str, Any]],
+    rectifications: list[dict[str, Any]],
+    *,
+    created: bool,
+) -> ApplicationView:
     return ApplicationView(
         id=app.id,
         number=app.number,
-        bundle_code=bundle.code,
-        bundle_name=bundle.name,
+        bundle_code=bundle_code,
+        bundle_name=bundle_name,
         applicant_user_id=app.applicant_user_id,
         applicant_name=app.applicant_name,
         status=app.status,
@@ -355,8 +412,8 @@ def application_view(
         sub_cases=[
             SubCaseView(
                 id=s.id,
-                matter_code=matters[s.matter_id].code,
-                matter_name=matters[s.matter_id].name,
+                matter_code=matter.code,
+                matter_name=matter.name,
                 department_id=s.department_id,
                 department_name=names.get(s.department_id, ""),
                 status=s.status,
@@ -370,19 +427,12 @@ def application_view(
                 started_at=s.started_at,
                 due_date=s.due_date,
                 ended_at=s.ended_at,
-                depends_on=list(links[s.matter_id].depends_on) if s.matter_id in links else [],
-                output_titles={o["name"]: o["title"] for o in matters[s.matter_id].outputs},
+                depends_on=list(link.depends_on) if link is not None else [],
+                output_titles={o["name"]: o["title"] for o in matter.outputs},
             )
-            for s in subs
+            for s, matter, link in rows
         ],
-        materials=[
-            MaterialView(m.code, m.name, m.sha256, m.size, m.media_type, m.filename, m.revision)
-            for m in session.scalars(
-                select(ApplicationMaterial)
-                .where(ApplicationMaterial.application_id == app.id)
-                .order_by(ApplicationMaterial.id)
-            )
-        ],
+        materials=materials,
         documents=[
             DocumentView(
                 d.id,
@@ -396,29 +446,35 @@ def application_view(
             for d in docs
         ],
         notice=app.notice,
-        ratings=[
-            {
-                "target": r.target,
-                "department_id": r.department_id,
-                "department_name": names.get(r.department_id or 0, ""),
-                "level": r.level,
-                "level_zh": RATING_LEVELS[r.level],
-                "comment": r.comment,
-            }
-            for r in ratings
-        ],
-        rectifications=[
-            {
-                "id": f.id,
-                "department_id": f.department_id,
-                "department_name": names.get(f.department_id, ""),
-                "status": f.status,
-                "due_date": f.due_date.isoformat(),
-                "outcome": f.outcome,
-            }
-            for f in fixes
-        ],
+        ratings=ratings,
+        rectifications=rectifications,
         created=created,
+    )
+
+
+def _submitted_view(
+    case: progress.Case, bundle: Bundle, material_rows: list[dict[str, Any]]
+) -> ApplicationView:
+    """The view of an application just submitted, from what this transaction wrote
+    and holds (after ``run.finish``): the same as ``application_view`` would read back
+    after commit, without a read transaction of six queries. A new application has no
+    ratings or rectifications yet."""
+    return _view(
+        case.app,
+        bundle.code,
+        bundle.name,
+        [(s, case.matter(s), case.links.get(s.matter_id)) for s in case.subs],
+        {s.department_id: case.department(s.department_id).name for s in case.subs},
+        [
+            MaterialView(
+                m["code"], m["name"], m["sha256"], m["size"], m["media_type"], m["filename"], 1
+            )
+            for m in material_rows
+        ],
+        case.documents,
+        [],
+        [],
+        created=True,
     )
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from xietong.apps.services import results
 from xietong.apps.services.events import MODULE, ApplicationDelivered, SubCaseChanged
@@ -27,12 +27,13 @@ from xietong.apps.services.vocab import (
 from xietong.kernel import clock
 from xietong.kernel.calendar import to_local_date
 from xietong.kernel.canonical import rfc3339
-from xietong.kernel.errors import InvalidInput
+from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.notify import notify
 from xietong.kernel.org.models import Department
 from xietong.kernel.workflow import runtime
 from xietong.kernel.workflow._run import Run
-from xietong.kernel.workflow.definitions import graph_of, latest_definition
+from xietong.kernel.workflow.definitions import graph_by_id
+from xietong.kernel.workflow.store import WfDefinition
 
 BUSINESS_PREFIX = "svc-sub:"
 
@@ -43,36 +44,98 @@ def business_key(sub_case_id: int) -> str:
 
 def load_sub_cases(
     session: Session, app: Application
-) -> list[tuple[SubCase, Matter, BundleMatter | None]]:
-    """An application's sub-cases with their matters and bundle links, in one query."""
-    stmt = (
-        select(SubCase, Matter, BundleMatter)
-        .join(Matter, Matter.id == SubCase.matter_id)
+) -> list[tuple[SubCase, Matter, BundleMatter | None, Department]]:
+    """An application's sub-cases with their matters, bundle links and departments, in
+    one query."""
+    return [tuple(row) for row in session.execute(_sub_cases(app.bundle_id, app.id))]  # type: ignore[misc]
+
+
+def _sub_cases(bundle_id: Any, application_id: Any, *, with_application: bool = False) -> Any:
+    stmt = select(SubCase, Matter, BundleMatter, Department)
+    if with_application:  # last in the row, but joined first: the link's ON clause needs it
+        stmt = stmt.add_columns(Application).join(
+            Application, Application.id == SubCase.application_id
+        )
+    return (
+        stmt.join(Matter, Matter.id == SubCase.matter_id)
+        .join(Department, Department.id == SubCase.department_id)
         .outerjoin(
             BundleMatter,
-            (BundleMatter.matter_id == SubCase.matter_id)
-            & (BundleMatter.bundle_id == app.bundle_id),
+            (BundleMatter.matter_id == SubCase.matter_id) & (BundleMatter.bundle_id == bundle_id),
         )
-        .where(SubCase.application_id == app.id)
+        .where(SubCase.application_id == application_id)
         .order_by(SubCase.position)
     )
-    return [(sub, matter, link) for sub, matter, link in session.execute(stmt)]
+
+
+# The newest version of each matter's process, read with the sub-cases (a start needs
+# it; a query per start was one more statement and one more autoflush per step).
+_VERSIONS = aliased(WfDefinition)
+_LATEST_VERSION = (
+    select(func.max(_VERSIONS.version))
+    .where(_VERSIONS.key == Matter.process_key)
+    .correlate(Matter)
+    .scalar_subquery()
+)
+
+
+def _case_rows(bundle_id: Any, application_id: Any, *, with_application: bool = False) -> Any:
+    return (
+        _sub_cases(bundle_id, application_id, with_application=with_application)
+        .add_columns(WfDefinition.id, WfDefinition.version)
+        .outerjoin(
+            WfDefinition,
+            (WfDefinition.key == Matter.process_key) & (WfDefinition.version == _LATEST_VERSION),
+        )
+    )
+
+
+def load_case(run: Run, sub_case_id: int) -> Case:
+    """The application of ``sub_case_id`` with everything a step needs, for one step.
+
+    SQLite (``BEGIN IMMEDIATE`` already serialises writers): one query. PostgreSQL: the
+    application row is locked first, and the sub-cases read by a second statement, so
+    they are read after the lock is granted (a joined ``FOR UPDATE`` would return the
+    other rows as they were before a concurrent step committed). ``NotFound`` when
+    there is no such sub-case.
+    """
+    session = run.session
+    app_of_sub = select(SubCase.application_id).where(SubCase.id == sub_case_id).scalar_subquery()
+    if run.ctx.db.is_sqlite:
+        stmt = _case_rows(Application.bundle_id, app_of_sub, with_application=True)
+        rows = [tuple(row) for row in session.execute(stmt)]
+        if not rows:
+            raise NotFound.of("子件", "Sub-case", sub_case_id)
+        # the row is (sub-case, matter, link, department, application, definition id, version)
+        return Case(run, rows[0][4], [(*row[:4], *row[5:]) for row in rows])
+    app = session.scalar(
+        select(Application).where(Application.id == app_of_sub).with_for_update()
+    )
+    if app is None:
+        raise NotFound.of("子件", "Sub-case", sub_case_id)
+    return Case(run, app)
 
 
 class Case:
-    """An application with its sub-cases, matters and bundle links, loaded for one step."""
+    """An application with its sub-cases, matters, bundle links and departments, loaded
+    for one step."""
 
-    def __init__(self, run: Run, application: Application) -> None:
+    def __init__(self, run: Run, application: Application, rows: list[Any] | None = None) -> None:
         self.run = run
         self.session = run.session
         self.app = application
-        rows = load_sub_cases(self.session, application)
-        self.subs: list[SubCase] = [sub for sub, _m, _l in rows]
-        self.matters = {matter.id: matter for _s, matter, _l in rows}
-        self.links = {link.matter_id: link for _s, _m, link in rows if link is not None}
+        if rows is None:
+            rows = [tuple(r) for r in self.session.execute(_case_rows(application.bundle_id, application.id))]
+        self.subs: list[SubCase] = [row[0] for row in rows]
+        self.matters: dict[int, Matter] = {row[1].id: row[1] for row in rows}
+        self.links = {row[2].matter_id: row[2] for row in rows if row[2] is not None}
+        self._departments: dict[int, Department] = {row[3].id: row[3] for row in rows}
+        # process key -> (id, version) of its newest definition (None: none deployed)
+        self._latest = {row[1].process_key: row[4:6] for row in rows}
         self.by_code = {self.matters[s.matter_id].code: s for s in self.subs}
-        self._departments: dict[int, Department] | None = None
         self._definitions: dict[str, Any] = {}
+        # result documents issued in this step, in order (the submit's view lists them)
+        self.documents: list[Any] = []
 
     @property
     def bundle(self) -> Bundle:
@@ -80,20 +143,23 @@ class Case:
         return self.session.get_one(Bundle, self.app.bundle_id)
 
     def department(self, department_id: int) -> Department:
-        """The departments of the sub-cases, read once per step."""
-        if self._departments is None:
-            ids = {s.department_id for s in self.subs}
-            self._departments = {
-                d.id: d
-                for d in self.session.scalars(select(Department).where(Department.id.in_(ids)))
-            }
+        """The departments of the sub-cases, read with them."""
         found = self._departments.get(department_id)
         return found if found is not None else self.session.get_one(Department, department_id)
 
-    def definition(self, process_key: str) -> Any:
-        if process_key not in self._definitions:
-            self._definitions[process_key] = latest_definition(self.session, process_key)
-        return self._definitions[process_key]
+    def definition(self, process_key: str) -> tuple[WfDefinition, Any]:
+        """The newest definition of ``process_key`` and its graph (from the cache)."""
+        found = self._definitions.get(process_key)
+        if found is None:
+            definition_id, version = self._latest.get(process_key) or (None, None)
+            if definition_id is None:
+                raise NotFound.of("流程定义", "Process definition", process_key)
+            # the start reads only id, key and version; the graph comes from the
+            # per-process cache (graph_by_id loads the row only on a miss)
+            definition = WfDefinition(id=definition_id, key=process_key, version=version)
+            graph = graph_by_id(self.run.ctx.db, self.session, definition_id)
+            found = self._definitions[process_key] = (definition, graph)
+        return found
 
     def matter(self, sub: SubCase) -> Matter:
         return self.matters[sub.matter_id]
@@ -154,7 +220,7 @@ def start(case: Case, sub: SubCase) -> None:
     form = _fill(case, sub)
     forms.validate(matter.form_schema, form, what_zh=f"“{matter.name}”申请表", what_en=matter.code)
     run = case.run
-    definition = case.definition(matter.process_key)
+    definition, graph = case.definition(matter.process_key)
     dept = case.department(sub.department_id)
     now = clock.now()
     calendar = run.ctx.calendar
@@ -170,7 +236,7 @@ def start(case: Case, sub: SubCase) -> None:
         state = runtime.start_instance(
             run,
             definition,
-            graph_of(run.ctx.db, definition),
+            graph,
             variables={
                 "application_number": case.app.number,
                 "sub_case_id": sub.id,
@@ -242,7 +308,7 @@ def conclude(
     sub.ended_at = now
     sub.handled_by = by
     dept = case.department(sub.department_id)
-    results.issue(
+    issued = results.issue(
         case.run.ctx,
         case.session,
         case.app.id,
@@ -259,6 +325,7 @@ def conclude(
             "concluded_at": rfc3339(now),
         },
     )
+    case.documents.append(issued)
     case.changed(sub)
     advance(case)
 
@@ -329,6 +396,7 @@ def deliver_if_done(case: Case) -> None:
     doc = results.issue(
         case.run.ctx, case.session, case.app.id, None, f"{bundle_name}办结通知书", content
     )
+    case.documents.append(doc)
     case.session.flush()
     case.app.status = (
         ApplicationStatus.DELIVERED.value if concluded else ApplicationStatus.REFUSED.value

@@ -224,22 +224,12 @@ def material_bytes(
 
 
 def _load(uow: UnitOfWork, sub_case_id: int) -> tuple[Run, progress.Case, SubCase]:
-    session = uow.session
-    stmt = (
-        select(SubCase, Application)
-        .join(Application, Application.id == SubCase.application_id)
-        .where(SubCase.id == sub_case_id)
-    )
-    if not uow.ctx.db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
-        stmt = stmt.with_for_update(of=Application)
-    found = session.execute(stmt).first()
-    if found is None:
-        raise NotFound.of("子件", "Sub-case", sub_case_id)
-    sub, app = found
-    authorize(uow.actor, HANDLE, guard(sub))
     run = Run(uow)
-    case = progress.Case(run, app)
-    sub = next(s for s in case.subs if s.id == sub_case_id)
+    case = progress.load_case(run, sub_case_id)
+    sub = next((s for s in case.subs if s.id == sub_case_id), None)
+    if sub is None:  # pragma: no cover - the sub-case was read a statement ago
+        raise NotFound.of("子件", "Sub-case", sub_case_id)
+    authorize(uow.actor, HANDLE, guard(sub))
     return run, case, sub
 
 
