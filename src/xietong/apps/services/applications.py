@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -305,19 +305,77 @@ def my_applications(ctx: Context, actor: Actor) -> list[ApplicationView]:
         return [application_view(session, row) for row in rows]
 
 
+# What the view reads, as plain columns (no ORM objects, and none of the forms, schemas
+# and materials lists a view never shows), built once with bound parameters.
+_VIEW_SUB_CASES = (
+    select(
+        SubCase.id,
+        SubCase.department_id,
+        SubCase.status,
+        SubCase.instance_id,
+        SubCase.outputs,
+        SubCase.opinion,
+        SubCase.refusal_kind,
+        SubCase.reason,
+        SubCase.supplement,
+        SubCase.started_at,
+        SubCase.due_date,
+        SubCase.ended_at,
+        Matter.code,
+        Matter.name,
+        Matter.outputs,
+        BundleMatter.depends_on,
+        Department.name,
+    )
+    .join(Matter, Matter.id == SubCase.matter_id)
+    .join(Department, Department.id == SubCase.department_id)
+    .outerjoin(
+        BundleMatter,
+        (BundleMatter.matter_id == SubCase.matter_id)
+        & (BundleMatter.bundle_id == bindparam("bundle")),
+    )
+    .where(SubCase.application_id == bindparam("app"))
+    .order_by(SubCase.position)
+)
+_VIEW_BUNDLE = select(Bundle.code, Bundle.name).where(Bundle.id == bindparam("bundle"))
+_VIEW_MATERIALS = (
+    select(
+        ApplicationMaterial.code,
+        ApplicationMaterial.name,
+        ApplicationMaterial.sha256,
+        ApplicationMaterial.size,
+        ApplicationMaterial.media_type,
+        ApplicationMaterial.filename,
+        ApplicationMaterial.revision,
+    )
+    .where(ApplicationMaterial.application_id == bindparam("app"))
+    .order_by(ApplicationMaterial.id)
+)
+_VIEW_DOCUMENTS = (
+    select(
+        ResultDocument.id,
+        ResultDocument.title,
+        ResultDocument.sha256,
+        ResultDocument.signature,
+        ResultDocument.content,
+        ResultDocument.sub_case_id,
+        ResultDocument.created_at,
+    )
+    .where(ResultDocument.application_id == bindparam("app"))
+    .order_by(ResultDocument.id)
+)
+
+
 def application_view(
     session: Session, app: Application, *, created: bool = False
 ) -> ApplicationView:
-    bundle_code, bundle_name = session.execute(
-        select(Bundle.code, Bundle.name).where(Bundle.id == app.bundle_id)
-    ).one()
-    rows = progress.load_sub_cases(session, app)
-    names = {dept.id: dept.name for _s, _m, _l, dept in rows}
-    docs = session.scalars(
-        select(ResultDocument)
-        .where(ResultDocument.application_id == app.id)
-        .order_by(ResultDocument.id)
-    )
+    keys = {"app": app.id, "bundle": app.bundle_id}
+    bundle_code, bundle_name = session.execute(_VIEW_BUNDLE, keys).one()
+    subs = [
+        _sub_case_view(*row[:12], row[12], row[13], row[14], row[15], row[16])
+        for row in session.execute(_VIEW_SUB_CASES, keys)
+    ]
+    names = {s.department_id: s.department_name for s in subs}
     # ratings (and the rectifications they open) come only after delivery
     rated = app.delivered_at is not None
     ratings = (
@@ -334,30 +392,18 @@ def application_view(
         if rated
         else []
     )
-    materials = [
-        MaterialView(*row)
-        for row in session.execute(
-            select(
-                ApplicationMaterial.code,
-                ApplicationMaterial.name,
-                ApplicationMaterial.sha256,
-                ApplicationMaterial.size,
-                ApplicationMaterial.media_type,
-                ApplicationMaterial.filename,
-                ApplicationMaterial.revision,
-            )
-            .where(ApplicationMaterial.application_id == app.id)
-            .order_by(ApplicationMaterial.id)
-        )
-    ]
     return _view(
         app,
         bundle_code,
         bundle_name,
-        [(sub, matter, link) for sub, matter, link, _d in rows],
-        names,
-        materials,
-        list(docs),
+        subs,
+        [MaterialView(*row) for row in session.execute(_VIEW_MATERIALS, keys)],
+        [
+            DocumentView(doc_id, title, sha, sig, json.loads(content), sub_id, at)
+            for doc_id, title, sha, sig, content, sub_id, at in session.execute(
+                _VIEW_DOCUMENTS, keys
+            )
+        ],
         [
             {
                 "target": r.target,
@@ -384,14 +430,54 @@ def application_view(
     )
 
 
+def _sub_case_view(
+    sub_id: int,
+    department_id: int,
+    status: str,
+    instance_id: int | None,
+    outputs: dict[str, Any] | None,
+    opinion: str | None,
+    refusal_kind: str | None,
+    reason: str | None,
+    supplement: dict[str, Any] | None,
+    started_at: Any,
+    due_date: Any,
+    ended_at: Any,
+    matter_code: str,
+    matter_name: str,
+    matter_outputs: list[dict[str, Any]],
+    depends_on: list[str] | None,
+    department_name: str,
+) -> SubCaseView:
+    return SubCaseView(
+        id=sub_id,
+        matter_code=matter_code,
+        matter_name=matter_name,
+        department_id=department_id,
+        department_name=department_name,
+        status=status,
+        status_zh=SUB_CASE_STATUS_ZH[SubCaseStatus(status)],
+        instance_id=instance_id,
+        outputs=dict(outputs or {}),
+        opinion=opinion,
+        refusal_kind=refusal_kind,
+        reason=reason,
+        supplement=supplement,
+        started_at=started_at,
+        due_date=due_date,
+        ended_at=ended_at,
+        depends_on=list(depends_on) if depends_on is not None else [],
+        output_titles={o["name"]: o["title"] for o in matter_outputs},
+    )
+
+
 def _view(
     app: Application,
     bundle_code: str,
     bundle_name: str,
-    rows: list[tuple[SubCase, Matter, BundleMatter | None]],
-    names: dict[int, str],
+    sub_cases: list[SubCaseView],
     materials: list[MaterialView],
-    docs: list[ResultDocument],
+    documents: list[DocumentView],
     ratings: list[dict[str, Any]],
     rectifications: list[dict[str, Any]],
     *,
@@ -409,42 +495,9 @@ def _view(
         due_date=app.due_date,
         due_estimated=app.due_estimated,
         delivered_at=app.delivered_at,
-        sub_cases=[
-            SubCaseView(
-                id=s.id,
-                matter_code=matter.code,
-                matter_name=matter.name,
-                department_id=s.department_id,
-                department_name=names.get(s.department_id, ""),
-                status=s.status,
-                status_zh=SUB_CASE_STATUS_ZH[SubCaseStatus(s.status)],
-                instance_id=s.instance_id,
-                outputs=dict(s.outputs or {}),
-                opinion=s.opinion,
-                refusal_kind=s.refusal_kind,
-                reason=s.reason,
-                supplement=s.supplement,
-                started_at=s.started_at,
-                due_date=s.due_date,
-                ended_at=s.ended_at,
-                depends_on=list(link.depends_on) if link is not None else [],
-                output_titles={o["name"]: o["title"] for o in matter.outputs},
-            )
-            for s, matter, link in rows
-        ],
+        sub_cases=sub_cases,
         materials=materials,
-        documents=[
-            DocumentView(
-                d.id,
-                d.title,
-                d.sha256,
-                d.signature,
-                json.loads(d.content),
-                d.sub_case_id,
-                d.created_at,
-            )
-            for d in docs
-        ],
+        documents=documents,
         notice=app.notice,
         ratings=ratings,
         rectifications=rectifications,
@@ -457,21 +510,55 @@ def _submitted_view(
 ) -> ApplicationView:
     """The view of an application just submitted, from what this transaction wrote
     and holds (after ``run.finish``): the same as ``application_view`` would read back
-    after commit, without a read transaction of six queries. A new application has no
+    after commit, without a read transaction of five queries. A new application has no
     ratings or rectifications yet."""
+    subs = []
+    for s in case.subs:
+        matter, link = case.matter(s), case.links.get(s.matter_id)
+        subs.append(
+            _sub_case_view(
+                s.id,
+                s.department_id,
+                s.status,
+                s.instance_id,
+                s.outputs,
+                s.opinion,
+                s.refusal_kind,
+                s.reason,
+                s.supplement,
+                s.started_at,
+                s.due_date,
+                s.ended_at,
+                matter.code,
+                matter.name,
+                matter.outputs,
+                link.depends_on if link is not None else None,
+                case.department(s.department_id).name,
+            )
+        )
     return _view(
         case.app,
         bundle.code,
         bundle.name,
-        [(s, case.matter(s), case.links.get(s.matter_id)) for s in case.subs],
-        {s.department_id: case.department(s.department_id).name for s in case.subs},
+        subs,
         [
             MaterialView(
                 m["code"], m["name"], m["sha256"], m["size"], m["media_type"], m["filename"], 1
             )
             for m in material_rows
         ],
-        case.documents,
+        [
+            DocumentView(
+                d.id,
+                d.title,
+                d.sha256,
+                d.signature,
+                json.loads(d.content),
+                d.sub_case_id,
+                d.created_at,
+            )
+            for d in case.documents
+        ],
         [],
         [],
         created=True,

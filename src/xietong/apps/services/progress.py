@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from xietong.apps.services import results
@@ -47,7 +47,8 @@ def load_sub_cases(
 ) -> list[tuple[SubCase, Matter, BundleMatter | None, Department]]:
     """An application's sub-cases with their matters, bundle links and departments, in
     one query."""
-    return [tuple(row) for row in session.execute(_sub_cases(app.bundle_id, app.id))]  # type: ignore[misc]
+    keys = {"bundle": app.bundle_id, "app": app.id}
+    return [tuple(row) for row in session.execute(_SUB_CASES, keys)]  # type: ignore[misc]
 
 
 def _sub_cases(bundle_id: Any, application_id: Any, *, with_application: bool = False) -> Any:
@@ -90,6 +91,14 @@ def _case_rows(bundle_id: Any, application_id: Any, *, with_application: bool = 
     )
 
 
+# built once: constructing a statement costs more CPU than SQLite spends running it
+_SUB_CASES = _sub_cases(bindparam("bundle"), bindparam("app"))
+_CASE = _case_rows(bindparam("bundle"), bindparam("app"))
+_APP_OF_SUB = select(SubCase.application_id).where(SubCase.id == bindparam("sub")).scalar_subquery()
+_CASE_OF_SUB = _case_rows(Application.bundle_id, _APP_OF_SUB, with_application=True)
+_LOCK_APP_OF_SUB = select(Application).where(Application.id == _APP_OF_SUB).with_for_update()
+
+
 def load_case(run: Run, sub_case_id: int) -> Case:
     """The application of ``sub_case_id`` with everything a step needs, for one step.
 
@@ -100,17 +109,13 @@ def load_case(run: Run, sub_case_id: int) -> Case:
     there is no such sub-case.
     """
     session = run.session
-    app_of_sub = select(SubCase.application_id).where(SubCase.id == sub_case_id).scalar_subquery()
     if run.ctx.db.is_sqlite:
-        stmt = _case_rows(Application.bundle_id, app_of_sub, with_application=True)
-        rows = [tuple(row) for row in session.execute(stmt)]
+        rows = [tuple(row) for row in session.execute(_CASE_OF_SUB, {"sub": sub_case_id})]
         if not rows:
             raise NotFound.of("子件", "Sub-case", sub_case_id)
         # the row is (sub-case, matter, link, department, application, definition id, version)
         return Case(run, rows[0][4], [(*row[:4], *row[5:]) for row in rows])
-    app = session.scalar(
-        select(Application).where(Application.id == app_of_sub).with_for_update()
-    )
+    app = session.scalar(_LOCK_APP_OF_SUB, {"sub": sub_case_id})
     if app is None:
         raise NotFound.of("子件", "Sub-case", sub_case_id)
     return Case(run, app)
@@ -125,7 +130,8 @@ class Case:
         self.session = run.session
         self.app = application
         if rows is None:
-            rows = [tuple(r) for r in self.session.execute(_case_rows(application.bundle_id, application.id))]
+            keys = {"bundle": application.bundle_id, "app": application.id}
+            rows = [tuple(r) for r in self.session.execute(_CASE, keys)]
         self.subs: list[SubCase] = [row[0] for row in rows]
         self.matters: dict[int, Matter] = {row[1].id: row[1] for row in rows}
         self.links = {row[2].matter_id: row[2] for row in rows if row[2] is not None}

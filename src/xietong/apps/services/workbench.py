@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from xietong.apps.services import progress
@@ -75,28 +75,27 @@ class SubCaseDetail:
     awaiting_external: bool = False  # no task: a system (e.g. the bank) is at work
 
 
+def _item(sub: SubCase, app: Application, matter: Matter, department_name: str) -> WorkItem:
+    return WorkItem(
+        sub.id,
+        app.number,
+        matter.code,
+        matter.name,
+        department_name,
+        sub.status,
+        SUB_CASE_STATUS_ZH[SubCaseStatus(sub.status)],
+        app.applicant_name,
+        sub.started_at,
+        sub.due_date,
+        sub.ended_at,
+    )
+
+
 def _items(session: Session, stmt: Any) -> list[WorkItem]:
     stmt = stmt.add_columns(Department.name).join(
         Department, Department.id == SubCase.department_id
     )
-    out: list[WorkItem] = []
-    for sub, app, matter, department_name in session.execute(stmt):
-        out.append(
-            WorkItem(
-                sub.id,
-                app.number,
-                matter.code,
-                matter.name,
-                department_name,
-                sub.status,
-                SUB_CASE_STATUS_ZH[SubCaseStatus(sub.status)],
-                app.applicant_name,
-                sub.started_at,
-                sub.due_date,
-                sub.ended_at,
-            )
-        )
-    return out
+    return [_item(*row) for row in session.execute(stmt)]
 
 
 def work_list(
@@ -135,48 +134,90 @@ def _open_task(session: Session, sub: SubCase) -> WfTask | None:
     )
 
 
+# the sub-case page's queries, built once (with bound parameters)
+_DETAIL = (
+    select(
+        SubCase,
+        Matter,
+        Department.name,
+        Application.id,
+        Application.number,
+        Application.applicant_name,
+    )
+    .join(Application, Application.id == SubCase.application_id)
+    .join(Matter, Matter.id == SubCase.matter_id)
+    .join(Department, Department.id == SubCase.department_id)
+    .where(SubCase.id == bindparam("sub"))
+)
+_DETAIL_MATERIALS = (
+    select(
+        ApplicationMaterial.code,
+        ApplicationMaterial.name,
+        ApplicationMaterial.sha256,
+        ApplicationMaterial.media_type,
+        ApplicationMaterial.size,
+        ApplicationMaterial.filename,
+        ApplicationMaterial.revision,
+    )
+    .where(ApplicationMaterial.application_id == bindparam("app"))
+    .order_by(ApplicationMaterial.id)
+)
+_DETAIL_TASK = (
+    select(WfInstance.status, WfTask)
+    .outerjoin(WfTask, (WfTask.instance_id == WfInstance.id) & (WfTask.status == "open"))
+    .where(WfInstance.id == bindparam("instance"))
+    .order_by(WfTask.id)
+    .limit(1)
+)
+
+
 def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
     authorize(actor, READ)
     with ctx.db.read() as session:
-        sub = session.get(SubCase, sub_case_id)
-        if sub is None:
+        # the sub-case with its application, matter and department in one query; its
+        # process instance and open task in another (they were seven queries)
+        row = session.execute(_DETAIL, {"sub": sub_case_id}).first()
+        if row is None:
             raise NotFound.of("子件", "Sub-case", sub_case_id)
+        sub, matter, department_name, app_id, number, applicant_name = row
         authorize(actor, READ, guard(sub))
-        app = session.get_one(Application, sub.application_id)
-        matter = session.get_one(Matter, sub.matter_id)
-        stmt = (
-            select(SubCase, Application, Matter)
-            .join(Application, Application.id == SubCase.application_id)
-            .join(Matter, Matter.id == SubCase.matter_id)
-            .where(SubCase.id == sub.id)
+        item = WorkItem(
+            sub.id,
+            number,
+            matter.code,
+            matter.name,
+            department_name,
+            sub.status,
+            SUB_CASE_STATUS_ZH[SubCaseStatus(sub.status)],
+            applicant_name,
+            sub.started_at,
+            sub.due_date,
+            sub.ended_at,
         )
-        item = _items(session, stmt)[0]
         codes = {m["code"] for m in matter.materials}
         materials = [
             {
-                "code": m.code,
-                "name": m.name,
-                "sha256": m.sha256,
-                "media_type": m.media_type,
-                "size": m.size,
-                "filename": m.filename,
-                "revision": m.revision,
+                "code": code,
+                "name": name,
+                "sha256": sha256,
+                "media_type": media_type,
+                "size": size,
+                "filename": filename,
+                "revision": revision,
             }
-            for m in session.scalars(
-                select(ApplicationMaterial).where(ApplicationMaterial.application_id == app.id)
+            for code, name, sha256, media_type, size, filename, revision in session.execute(
+                _DETAIL_MATERIALS, {"app": app_id}
             )
-            if m.code in codes
+            if code in codes
         ]
-        task = _open_task(session, sub)
+        task, instance_status = _task_and_instance(session, sub)
         from xietong.kernel.access import can
 
         # no task, yet the process runs: a system is at work (the bank's webhook, its answer)
-        instance = session.get(WfInstance, sub.instance_id) if sub.instance_id else None
         awaiting = (
             task is None
             and sub.status == SubCaseStatus.PROCESSING
-            and instance is not None
-            and instance.status == "running"
+            and instance_status == "running"
         )
         return SubCaseDetail(
             item=item,
@@ -196,6 +237,17 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
             and _may_hold(session, actor, task),
             awaiting_external=awaiting,
         )
+
+
+def _task_and_instance(session: Session, sub: SubCase) -> tuple[WfTask | None, str | None]:
+    """The first open task of the sub-case's process instance, and the instance's status."""
+    if sub.instance_id is None:
+        return None, None
+    rows = session.execute(_DETAIL_TASK, {"instance": sub.instance_id}).first()
+    if rows is None:
+        return None, None
+    status, task = rows
+    return task, status
 
 
 def _may_hold(session: Session, actor: Actor, task: WfTask) -> bool:
