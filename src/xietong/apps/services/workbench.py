@@ -30,9 +30,9 @@ from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.org.models import Department
 from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow._ops import finish_task, holder, require_status
-from xietong.kernel.workflow._run import Run
+from xietong.kernel.workflow._run import InstanceState, Run
 from xietong.kernel.workflow.events import InstanceSuspended
-from xietong.kernel.workflow.store import WfInstance, WfTask
+from xietong.kernel.workflow.store import WfInstance, WfTask, WfToken
 
 HANDLE = "services.sub_case.handle"
 READ = "services.sub_case.read"
@@ -275,6 +275,36 @@ def material_bytes(
     raise NotFound.of("材料", "Material", code)
 
 
+# SQLite (the write transaction holds the lock): the open task with its instance and
+# token in one query, as the engine's ``load_task`` reads them (were three queries)
+_OPEN_TASK_WITH_INSTANCE = (
+    select(WfTask, WfInstance, WfToken)
+    .join(WfInstance, WfInstance.id == WfTask.instance_id)
+    .join(WfToken, WfToken.id == WfTask.token_id)
+    .where(WfTask.instance_id == bindparam("instance"), WfTask.status == "open")
+    .order_by(WfTask.id)
+    .limit(1)
+    .execution_options(populate_existing=True)
+)
+
+
+def _open_task_of_step(run: Run, sub: SubCase) -> tuple[InstanceState, WfTask] | None:
+    """The sub-case's first open task and its instance (PostgreSQL: the instance locked)."""
+    if sub.instance_id is None:
+        return None
+    if run.ctx.db.is_sqlite:
+        row = run.session.execute(_OPEN_TASK_WITH_INSTANCE, {"instance": sub.instance_id}).first()
+        if row is None:
+            return None
+        task, instance, token = row
+        run.held.append(token)  # finish_task reads it from the identity map
+        return run.loaded(instance), task
+    task = _open_task(run.session, sub)
+    if task is None:
+        return None
+    return run.instance(task.instance_id), task
+
+
 def _load(uow: UnitOfWork, sub_case_id: int) -> tuple[Run, progress.Case, SubCase]:
     run = Run(uow)
     case = progress.load_case(run, sub_case_id)
@@ -326,12 +356,12 @@ def approve(
         require_processing(sub)
         matter = case.matter(sub)
         cleaned = progress.check_outputs(matter, outputs or {})
-        task = _open_task(uow.session, sub)
-        if task is None:
+        found = _open_task_of_step(run, sub)
+        if found is None:
             raise Conflict(
                 "该事项没有待办任务", "No open task for this sub-case", code="no_open_task"
             )
-        state = run.instance(task.instance_id)
+        state, task = found
         run.require_active(state)
         require_status(task, "open")
         on_behalf = holder(uow.session, actor, task)
