@@ -130,6 +130,13 @@ def api_routers() -> list[APIRouter]:
 
 
 @hookimpl
+def hot_api_routers() -> list[APIRouter]:
+    from xietong.apps.services.routes import hot_router
+
+    return [hot_router]  # apply, read an application, approve: see routes
+
+
+@hookimpl
 def web_routers() -> list[APIRouter]:
     from xietong.apps.services.pages import router
 
