@@ -11,9 +11,12 @@ documents. Measured:
 1. **service layer on SQLite** (WAL, ``synchronous=FULL``), C client threads, each
    driving whole applications through ``applications.submit`` and ``workbench.approve``;
 2. **the same on PostgreSQL** (127.0.0.1:5432; a scratch database is created and dropped);
-3. **the HTTP API** (uvicorn in this process, SQLite) under H concurrent clients, each
-   driving whole applications over HTTP (submit, four approvals, one read): requests
-   per second, applications per second, latency p50 / p95 / p99.
+3. **the HTTP API** (uvicorn, SQLite) under H concurrent clients, each driving whole
+   applications over HTTP (submit, four approvals, one read): requests per second,
+   applications per second, latency p50 / p95 / p99, and the server's CPU time per
+   request (from ``/proc``). The server runs in a process of its own, as it would in
+   production, so the clients' CPU is not counted as the server's and the clients do
+   not share the server's interpreter lock.
 
 Before the threaded run of (1) and (2), one thread drives up to 20 applications alone
 and counts SQL statements, commits and CPU time per application: figures the load of a
@@ -30,6 +33,7 @@ import json
 import os
 import platform
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -227,22 +231,44 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve(data_dir: Path, port: int) -> None:
+    """The server process of the HTTP run (``--serve DATA_DIR PORT``)."""
     import uvicorn
 
     from xietong.app import create_app
 
     ctx = open_ctx(f"sqlite:///{data_dir / 'xietong.db'}", data_dir)
+    try:
+        uvicorn.run(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        ctx.close()
+
+
+def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
+    ctx = open_ctx(f"sqlite:///{data_dir / 'xietong.db'}", data_dir)
     world = setup(ctx, clients)
+    ctx.close()
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning")
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(data_dir), str(port)], env=dict(os.environ)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.1)
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
@@ -304,13 +330,14 @@ def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
 
     try:
         per_client = max(total // clients, 1)
+        cpu = _cpu_seconds(server.pid)
         elapsed = run_clients(clients, per_client, one)
+        cpu = _cpu_seconds(server.pid) - cpu
     finally:
         for client in clients_http:
             client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        ctx.close()
+        server.terminate()
+        server.wait(timeout=30)
     done = per_client * clients
     return {
         "applications": done,
@@ -324,6 +351,8 @@ def http_api(data_dir: Path, total: int, clients: int) -> dict[str, Any]:
         "p50_ms": round(1000 * percentile(latencies, 0.50), 1),
         "p95_ms": round(1000 * percentile(latencies, 0.95), 1),
         "p99_ms": round(1000 * percentile(latencies, 0.99), 1),
+        "server_cpu_ms_per_request": round(1000 * cpu / max(len(latencies), 1), 2),
+        "server_cpu_ms_per_application": round(1000 * cpu / done, 1),
     }
 
 
@@ -347,31 +376,42 @@ def postgres(total: int, clients: int) -> dict[str, Any] | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(Path(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--applications", type=int, default=200)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--http-clients", type=int, default=50)
     parser.add_argument("--http-applications", type=int, default=200)
+    parser.add_argument(
+        "--parts", default="sqlite,postgresql,http", help="which runs, comma-separated"
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     result: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
     }
-    with tempfile.TemporaryDirectory() as scratch:
-        log("service layer, SQLite …")
-        result["sqlite"] = service_layer(
-            f"sqlite:///{Path(scratch) / 'xietong.db'}",
-            Path(scratch),
-            args.applications,
-            args.clients,
-        )
-    log(f"  {result['sqlite']}")
-    log("service layer, PostgreSQL …")
-    result["postgresql"] = postgres(args.applications, args.clients)
-    log(f"  {result['postgresql']}")
-    with tempfile.TemporaryDirectory() as scratch:
-        log(f"HTTP API, {args.http_clients} clients …")
-        result["http"] = http_api(Path(scratch), args.http_applications, args.http_clients)
+    result["sqlite"] = result["postgresql"] = result["http"] = None
+    if "sqlite" in parts:
+        with tempfile.TemporaryDirectory() as scratch:
+            log("service layer, SQLite …")
+            result["sqlite"] = service_layer(
+                f"sqlite:///{Path(scratch) / 'xietong.db'}",
+                Path(scratch),
+                args.applications,
+                args.clients,
+            )
+        log(f"  {result['sqlite']}")
+    if "postgresql" in parts:
+        log("service layer, PostgreSQL …")
+        result["postgresql"] = postgres(args.applications, args.clients)
+        log(f"  {result['postgresql']}")
+    if "http" in parts:
+        with tempfile.TemporaryDirectory() as scratch:
+            log(f"HTTP API, {args.http_clients} clients …")
+            result["http"] = http_api(Path(scratch), args.http_applications, args.http_clients)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
         return
@@ -386,10 +426,13 @@ def main() -> None:
                 f"{row['cpu_ms_per_application']} ms CPU per application)"
             )
     http = result["http"]
+    if not http:
+        return
     print(
         f"HTTP API ({http['clients']} clients)  {http['requests_per_s']} requests/s, "
         f"{http['applications_per_s']} applications/s, p50 {http['p50_ms']} ms, "
         f"p95 {http['p95_ms']} ms, p99 {http['p99_ms']} ms, "
+        f"server CPU {http['server_cpu_ms_per_request']} ms per request, "
         f"{http['failed_requests']} failed requests {http['failures']}"
     )
 

@@ -9,7 +9,6 @@ A submission that rolls back rolls its increment back too, so numbers have no ga
 from __future__ import annotations
 
 from datetime import date
-
 from typing import Any
 
 from sqlalchemy import bindparam

@@ -215,9 +215,7 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
 
         # no task, yet the process runs: a system is at work (the bank's webhook, its answer)
         awaiting = (
-            task is None
-            and sub.status == SubCaseStatus.PROCESSING
-            and instance_status == "running"
+            task is None and sub.status == SubCaseStatus.PROCESSING and instance_status == "running"
         )
         return SubCaseDetail(
             item=item,
