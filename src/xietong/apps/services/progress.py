@@ -83,7 +83,12 @@ _LATEST_VERSION = (
 def _case_rows(bundle_id: Any, application_id: Any, *, with_application: bool = False) -> Any:
     return (
         _sub_cases(bundle_id, application_id, with_application=with_application)
-        .add_columns(WfDefinition.id, WfDefinition.version)
+        .add_columns(
+            WfDefinition.id,
+            WfDefinition.version,
+            # the notice names the bundle: its name, not the whole row
+            select(Bundle.name).where(Bundle.id == bundle_id).scalar_subquery(),
+        )
         .outerjoin(
             WfDefinition,
             (WfDefinition.key == Matter.process_key) & (WfDefinition.version == _LATEST_VERSION),
@@ -113,7 +118,8 @@ def load_case(run: Run, sub_case_id: int) -> Case:
         rows = [tuple(row) for row in session.execute(_CASE_OF_SUB, {"sub": sub_case_id})]
         if not rows:
             raise NotFound.of("子件", "Sub-case", sub_case_id)
-        # the row is (sub-case, matter, link, department, application, definition id, version)
+        # a row: sub-case, matter, link, department, application, definition id and
+        # version, bundle name
         return Case(run, rows[0][4], [(*row[:4], *row[5:]) for row in rows])
     app = session.scalar(_LOCK_APP_OF_SUB, {"sub": sub_case_id})
     if app is None:
@@ -138,6 +144,7 @@ class Case:
         self._departments: dict[int, Department] = {row[3].id: row[3] for row in rows}
         # process key -> (id, version) of its newest definition (None: none deployed)
         self._latest = {row[1].process_key: row[4:6] for row in rows}
+        self.bundle_name: str = rows[0][6] if rows else self.bundle.name
         self.by_code = {self.matters[s.matter_id].code: s for s in self.subs}
         self._definitions: dict[str, Any] = {}
         # result documents issued in this step, in order (the submit's view lists them)
@@ -380,7 +387,7 @@ def deliver_if_done(case: Case) -> None:
     if any(s.status in OPEN_SUB_CASE for s in case.subs):
         return
     now: datetime = clock.now()
-    bundle_name = case.bundle.name
+    bundle_name = case.bundle_name
     concluded = [s for s in case.subs if s.status == SubCaseStatus.CONCLUDED]
     refused = [s for s in case.subs if s.status != SubCaseStatus.CONCLUDED]
     content = {
