@@ -13,7 +13,11 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from xietong.kernel.access import ANONYMOUS, Actor, authorize, get_action
-from xietong.kernel.auth import actor_from_token, actor_from_user_id
+from xietong.kernel.auth import (
+    actor_from_token,
+    actor_from_user_id,
+    remembered_actor_from_token,
+)
 from xietong.kernel.concurrency import load_once
 from xietong.kernel.context import Context
 from xietong.kernel.errors import Unauthenticated
@@ -21,6 +25,12 @@ from xietong.plugins import plugin_manager
 
 
 def get_ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+async def request_ctx(request: Request) -> Context:
+    """``get_ctx`` for routes on a hot path: FastAPI runs a plain ``def`` dependency in
+    the thread pool, a hop that costs more than the dependency does."""
     return request.app.state.ctx
 
 
@@ -53,16 +63,32 @@ def current_actor(request: Request) -> Actor:
     return actor
 
 
+def _remembered_actor(request: Request) -> Actor | None:
+    """The actor of a well-formed bearer token when it needs no I/O (ADR 0063)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None  # no token, a key, a session or a malformed header: current_actor
+    return remembered_actor_from_token(get_ctx(request), token.strip())
+
+
 class allow:
-    """Dependency declaring (and coarsely checking) the action a route performs."""
+    """Dependency declaring (and coarsely checking) the action a route performs.
+
+    Asynchronous so that a request whose actor is remembered (ADR 0063) is checked on
+    the event loop; only a lookup goes to the thread pool (``current_actor``)."""
 
     def __init__(self, action: str) -> None:
         plugin_manager()  # actions are declared by the kernel and app plugins
         get_action(action)  # fail at import time on an undeclared action
         self.action = action
 
-    def __call__(self, request: Request) -> Actor:
-        actor = current_actor(request)
+    async def __call__(self, request: Request) -> Actor:
+        actor = getattr(request.state, "actor", None)
+        if actor is None:
+            actor = _remembered_actor(request)
+            if actor is None:
+                actor = await run_in_threadpool(current_actor, request)
+            request.state.actor = actor
         authorize(actor, self.action)
         return actor
 
@@ -76,7 +102,7 @@ class allow_async(allow):
     is looked up once for all the calls that need it (``load_once``); a token or a
     session goes through ``current_actor`` in a thread."""
 
-    async def __call__(self, request: Request) -> Actor:  # type: ignore[override]
+    async def __call__(self, request: Request) -> Actor:
         actor = getattr(request.state, "actor", None)
         if actor is None:
             api_key = request.headers.get("x-api-key")

@@ -110,6 +110,26 @@ def issue_token(ctx: Context, actor: Actor) -> IssuedToken:
 def actor_from_token(ctx: Context, token: str) -> Actor:
     """The user a bearer token speaks for, as the database says now (deactivation bites):
     read once, then remembered until an organisation change commits (``_ActorCache``)."""
+    actor = actors.get(ctx, _token_user(ctx, token))
+    if actor is None:
+        raise Unauthenticated("账号不可用", "Account not available")
+    return actor
+
+
+def remembered_actor_from_token(ctx: Context, token: str) -> Actor | None:
+    """``actor_from_token`` when it needs no I/O (the actor is remembered), else None —
+    for async callers, which must not block; a bad or expired token raises as there."""
+    user_id = _token_user(ctx, token)
+    found = actors.peek(ctx, user_id)
+    if found is _MISSING:
+        return None
+    if found is None:
+        raise Unauthenticated("账号不可用", "Account not available")
+    return found  # type: ignore[return-value]
+
+
+def _token_user(ctx: Context, token: str) -> int:
+    """The user id of a valid, unexpired token (raises ``Unauthenticated`` otherwise)."""
     try:
         claims = jwt.decode(
             token,
@@ -125,10 +145,7 @@ def actor_from_token(ctx: Context, token: str) -> Actor:
     # Expiry is checked against the platform clock, so tests with a frozen clock work.
     if expires <= int(clock.now().timestamp()):
         raise Unauthenticated("令牌已过期，请重新登录", "Token expired; log in again")
-    actor = actors.get(ctx, user_id)
-    if actor is None:
-        raise Unauthenticated("账号不可用", "Account not available")
-    return actor
+    return user_id
 
 
 def actor_from_user_id(ctx: Context, user_id: int) -> Actor | None:
@@ -148,6 +165,7 @@ def _load_actor(ctx: Context, user_id: int) -> Actor | None:
 
 
 _ORG_CHANGED = "xietong.auth.org_changed"
+_MISSING = object()
 
 
 class _ActorCache:
@@ -178,12 +196,23 @@ class _ActorCache:
         self._lock = threading.Lock()
         self.monotonic = time.monotonic  # tests replace it to step over the bound
 
-    def get(self, ctx: Context, user_id: int) -> Actor | None:
-        key = (ctx.db.url, user_id)
-        found = self._entries.get(key)
-        now = self.monotonic()
-        if found is not None and found[0] == self.generation and now - found[1] < self.TTL_S:
+    def peek(self, ctx: Context, user_id: int) -> Actor | object | None:
+        """The remembered actor (None: remembered as unavailable), or ``_MISSING``."""
+        found = self._entries.get((ctx.db.url, user_id))
+        if (
+            found is not None
+            and found[0] == self.generation
+            and self.monotonic() - found[1] < self.TTL_S
+        ):
             return found[2]
+        return _MISSING
+
+    def get(self, ctx: Context, user_id: int) -> Actor | None:
+        found = self.peek(ctx, user_id)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        key = (ctx.db.url, user_id)
+        now = self.monotonic()
         generation = self.generation
         actor = _load_actor(ctx, user_id)
         with self._lock:

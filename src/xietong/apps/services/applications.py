@@ -92,6 +92,7 @@ def submit(
     found = _existing(ctx, actor.id, key, digest)
     if found is not None:
         return found
+    progress.calendar_ready(ctx)
     try:
         return _submit(ctx, actor, bundle_code, form, materials, key, digest)
     except IntegrityError:
@@ -583,6 +584,7 @@ def supplement(
         raise InvalidInput(
             "补正内容须为对象", "Fields and materials must be objects", code="invalid_form"
         )
+    progress.calendar_ready(ctx)
     with UnitOfWork(ctx, actor) as uow:
         session = uow.session
         app = load_application(session, number)

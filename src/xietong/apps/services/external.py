@@ -90,6 +90,7 @@ def answer(
         raise InvalidInput("请填写不予办理的理由", "A reason is required", code="reason_required")
     if len(text) > MAX_TEXT:
         raise InvalidInput("理由过长", "Reason too long", code="text_too_long")
+    progress.calendar_ready(ctx)
     with UnitOfWork(ctx, actor) as uow:
         session = uow.session
         found = session.execute(

@@ -38,6 +38,18 @@ from xietong.kernel.workflow.store import WfDefinition
 BUSINESS_PREFIX = "svc-sub:"
 
 
+def calendar_ready(ctx: Any) -> None:
+    """Have the working calendar loaded before a write transaction begins.
+
+    Deadlines are counted in working days inside the step, and the calendar reloads its
+    rows (every minute) with a read of its own — a second pooled connection. Taken while
+    the step holds SQLite's write lock, with the pool's other connections held by threads
+    queued for that lock, it waited out the pool's 30-second timeout (503s under load).
+    Asking here loads the rows, when they are due, before any lock is held."""
+    if ctx.calendar is not None:
+        ctx.calendar.is_workday(to_local_date(clock.now()))
+
+
 def business_key(sub_case_id: int) -> str:
     return f"{BUSINESS_PREFIX}{sub_case_id}"
 

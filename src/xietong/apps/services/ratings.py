@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 
+from xietong.apps.services import progress
 from xietong.apps.services.applications import load_application, read_view
 from xietong.apps.services.events import MODULE, RatingGiven, RectificationChanged
 from xietong.apps.services.models import Application, Rating, Rectification, SubCase
@@ -69,6 +70,7 @@ def rate(
     authorize(actor, RATE)
     bundle_level = _level((bundle or {}).get("level"), "一件事")
     bundle_comment = _comment((bundle or {}).get("comment"))
+    progress.calendar_ready(ctx)
     with UnitOfWork(ctx, actor) as uow:
         session = uow.session
         app = load_application(session, number)

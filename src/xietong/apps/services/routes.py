@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from xietong.api.deps import allow, get_ctx
+from xietong.api.deps import allow, request_ctx
 from xietong.apps.services import (
     applications,
     bundles,
@@ -38,7 +38,7 @@ router = APIRouter(prefix="/services", tags=["services 一件事一次办"])
 # matched before every other route (the ``hot_api_routers`` hook): FastAPI tries routes
 # one by one, twice per request, and these came after some 150 others.
 hot_router = APIRouter(prefix="/services", tags=["services 一件事一次办"])
-CtxDep = Annotated[Context, Depends(get_ctx)]
+CtxDep = Annotated[Context, Depends(request_ctx)]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 

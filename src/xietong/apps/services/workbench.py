@@ -349,6 +349,7 @@ def approve(
     """同意: complete the open task; when the process ends, the sub-case concludes."""
     authorize(actor, HANDLE)
     opinion = _text(opinion, "审批意见", "Opinion", required=False)
+    progress.calendar_ready(ctx)
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
         require_processing(sub)
@@ -395,6 +396,7 @@ def refuse(ctx: Context, actor: Actor, sub_case_id: int, *, kind: str, reason: s
             code="invalid_refusal",
         ) from None
     text = _text(reason, "理由", "A reason", required=True) or ""
+    progress.calendar_ready(ctx)
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
         require_processing(sub)
@@ -433,6 +435,7 @@ def request_supplement(
             "List fields or materials to supply",
             code="empty_supplement",
         )
+    progress.calendar_ready(ctx)
     with UnitOfWork(ctx, actor) as uow:
         run, case, sub = _load(uow, sub_case_id)
         require_processing(sub)
