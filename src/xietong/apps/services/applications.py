@@ -343,7 +343,7 @@ _VIEW_SUB_CASES = (
     .order_by(SubCase.position)
 )
 _VIEW_BUNDLE = select(Bundle.code, Bundle.name).where(Bundle.id == bindparam("bundle"))
-_VIEW_MATERIALS = (
+MATERIALS_OF_APPLICATION = (  # also the sub-case page's
     select(
         ApplicationMaterial.code,
         ApplicationMaterial.name,
@@ -402,7 +402,7 @@ def application_view(
         bundle_code,
         bundle_name,
         subs,
-        [MaterialView(*row) for row in session.execute(_VIEW_MATERIALS, keys)],
+        [MaterialView(*row) for row in session.execute(MATERIALS_OF_APPLICATION, keys)],
         [
             DocumentView(doc_id, title, sha, sig, json.loads(content), sub_id, at)
             for doc_id, title, sha, sig, content, sub_id, at in session.execute(

@@ -16,7 +16,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from xietong.apps.services import progress
-from xietong.apps.services.models import Application, ApplicationMaterial, Matter, SubCase
+from xietong.apps.services.applications import MATERIALS_OF_APPLICATION
+from xietong.apps.services.models import Application, Matter, SubCase
 from xietong.apps.services.vocab import (
     REFUSAL_ZH,
     SUB_CASE_STATUS_ZH,
@@ -149,19 +150,6 @@ _DETAIL = (
     .join(Department, Department.id == SubCase.department_id)
     .where(SubCase.id == bindparam("sub"))
 )
-_DETAIL_MATERIALS = (
-    select(
-        ApplicationMaterial.code,
-        ApplicationMaterial.name,
-        ApplicationMaterial.sha256,
-        ApplicationMaterial.media_type,
-        ApplicationMaterial.size,
-        ApplicationMaterial.filename,
-        ApplicationMaterial.revision,
-    )
-    .where(ApplicationMaterial.application_id == bindparam("app"))
-    .order_by(ApplicationMaterial.id)
-)
 _DETAIL_TASK = (
     select(WfInstance.status, WfTask)
     .outerjoin(WfTask, (WfTask.instance_id == WfInstance.id) & (WfTask.status == "open"))
@@ -205,8 +193,8 @@ def get_sub_case(ctx: Context, actor: Actor, sub_case_id: int) -> SubCaseDetail:
                 "filename": filename,
                 "revision": revision,
             }
-            for code, name, sha256, media_type, size, filename, revision in session.execute(
-                _DETAIL_MATERIALS, {"app": app_id}
+            for code, name, sha256, size, media_type, filename, revision in session.execute(
+                MATERIALS_OF_APPLICATION, {"app": app_id}
             )
             if code in codes
         ]
