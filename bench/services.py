@@ -1,6 +1,7 @@
 """Benchmark 一件事一次办: complete 出生一件事 applications per second.
 
     python bench/services.py [--json] [--applications N] [--clients C] [--http-clients H]
+        [--parts sqlite,postgresql,http]
 
 A complete application is what the walkthrough does: submit once (the merged form, five
 materials already uploaded), then the four clerks of 卫健委, 公安局, 医保局 and 人社局
