@@ -99,8 +99,9 @@ ActorDep = Callable[[Request], Actor]
 class allow_async(allow):
     """``allow`` for ``async`` routes on a hot path: no thread-pool hop when the caller's
     API key was authenticated moments ago (``cached_api_key_actor``); a key to look up
-    is looked up once for all the calls that need it (``load_once``); a token or a
-    session goes through ``current_actor`` in a thread."""
+    is looked up once for all the calls that need it (``load_once``); a remembered
+    token's actor is checked here too (``allow``); anything else goes through
+    ``current_actor`` in a thread."""
 
     async def __call__(self, request: Request) -> Actor:
         actor = getattr(request.state, "actor", None)
@@ -108,6 +109,8 @@ class allow_async(allow):
             api_key = request.headers.get("x-api-key")
             if api_key and not request.headers.get("authorization"):
                 actor = await api_key_actor(get_ctx(request), api_key)
+            if actor is None:
+                actor = _remembered_actor(request)
             if actor is None:
                 actor = await run_in_threadpool(current_actor, request)
             request.state.actor = actor

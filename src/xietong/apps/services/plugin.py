@@ -124,16 +124,9 @@ def register_actions() -> None:
 
 @hookimpl
 def api_routers() -> list[APIRouter]:
-    from xietong.apps.services.routes import router
+    from xietong.apps.services.routes import hot_router, router
 
-    return [router]
-
-
-@hookimpl
-def hot_api_routers() -> list[APIRouter]:
-    from xietong.apps.services.routes import hot_router
-
-    return [hot_router]  # apply, read an application, approve: see routes
+    return [hot_router, router]  # apply, read an application, approve first: see routes
 
 
 @hookimpl

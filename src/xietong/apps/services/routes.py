@@ -35,8 +35,8 @@ from xietong.kernel.errors import InvalidInput
 
 router = APIRouter(prefix="/services", tags=["services 一件事一次办"])
 # What applicants and clerks call at volume — apply, read an application, approve —
-# matched before every other route (the ``hot_api_routers`` hook): FastAPI tries routes
-# one by one, twice per request, and these came after some 150 others.
+# matched before the app's other routes: FastAPI tries routes one by one, twice per
+# request, and approving came after some forty of this app's.
 hot_router = APIRouter(prefix="/services", tags=["services 一件事一次办"])
 CtxDep = Annotated[Context, Depends(request_ctx)]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
