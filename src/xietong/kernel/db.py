@@ -94,12 +94,17 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = Fals
     # A small pool of long-lived connections: opening one costs the pragmas, and closing
     # the last connection of a process checkpoints the WAL — per command, that made a
     # trivial audited command cost 5 ms. The pool hands a connection to one thread at a
-    # time, so ``check_same_thread`` can be off.
+    # time, so ``check_same_thread`` can be off. Beyond the pool, connections are opened
+    # as needed, without a bound: a writer queued for the writer lock holds its
+    # connection while it waits, and with a bound a dozen queued writers left none for a
+    # read made by the writer holding the lock (the calendar reloading inside a step),
+    # which waited out the pool's timeout while every writer waited for it. Threads
+    # bound the connections instead (one each at most).
     engine = create_engine(
         url,
         echo=echo,
         pool_size=5,
-        max_overflow=10,
+        max_overflow=-1,
         connect_args={"check_same_thread": False, "timeout": 30},
     )
     writer_lock = _writer_lock(url)
