@@ -25,13 +25,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from xietong.kernel import clock
 from xietong.kernel.bus import schedule_job
 from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.org.models import Department, User
 from xietong.kernel.workflow._durations import after_working_days
+from xietong.kernel.workflow._rows import load_rows, reader_sql
 from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run, add_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCreated
 from xietong.kernel.workflow.expressions import compile_expression, is_expression
@@ -251,9 +252,7 @@ def _candidates(
     add_candidates(run.session, rows)
 
 
-_GROUP = (
-    select(WfTask).where(WfTask.group_id == bindparam("group")).order_by(WfTask.position, WfTask.id)
-)
+_GROUP_SQL = "SELECT {0} FROM wf_task AS c0 WHERE c0.group_id = ? ORDER BY c0.position, c0.id"
 
 
 def group_tasks(run: Run, group_id: int) -> list[WfTask]:
@@ -261,8 +260,8 @@ def group_tasks(run: Run, group_id: int) -> list[WfTask]:
     first: rows already loaded keep their in-memory state, and tasks made in this step
     (not yet flushed) are added from the session."""
     session = run.session
-    with session.no_autoflush:
-        found = {task.id: task for task in session.scalars(_GROUP, {"group": group_id})}
+    sql = reader_sql(session.connection().dialect, (WfTask,), _GROUP_SQL)
+    found = {row[0].id: row[0] for row in load_rows(session, (WfTask,), sql, (group_id,))}
     for item in session.new:
         if isinstance(item, WfTask) and item.group_id == group_id:
             found[item.id] = item
