@@ -66,10 +66,14 @@ _CANDIDATES_SQL = "SELECT user_id, department_id, role FROM wf_task_candidate WH
 
 def load_task(run: Run, task_id: int) -> tuple[InstanceState, WfTask]:
     """The task (with its token) and its instance, in one query after the lock."""
-    try:
-        return _load_task_rows(run, task_id)
-    except Known:  # already in the session (read earlier in this step): through the ORM
-        return _load_task_orm(run, task_id)
+    session = run.session
+    if not (session.new or session.dirty or session.deleted):
+        try:
+            return _load_task_rows(run, task_id)
+        except Known:  # already in the session (read earlier in this step)
+            pass
+    # through the ORM, which flushes pending changes first and refreshes held rows
+    return _load_task_orm(run, task_id)
 
 
 def _task_sql(dialect: Any) -> tuple[str, str, str]:

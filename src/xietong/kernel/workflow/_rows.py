@@ -239,9 +239,11 @@ class _Reader:
         self.keys = shape.keys
         self.width = len(shape.columns)
         self.quoted = [dialect.identifier_preparer.quote(name) for name in shape.columns]
-        self.processors = [
-            column.type._cached_result_processor(dialect, None) for column in shape.table.columns
-        ]
+        self.dialect = dialect
+        self.types = [column.type for column in shape.table.columns]
+        # set from the first result's description: some processors depend on the type
+        # the driver reports (PostgreSQL's numeric types)
+        self.processors: list[Processor] | None = None
         self.id_at = shape.position["id"]
 
     def select_list(self, alias: str) -> str:
@@ -282,9 +284,19 @@ def load_rows(
     connection = session.connection()
     dialect = connection.dialect
     readers = [reader(dialect, cls) for cls in classes]
-    rows = connection.connection.driver_connection.execute(sql, params).fetchall()
+    cursor = connection.connection.driver_connection.execute(sql, params)
+    rows = cursor.fetchall()
     if not rows:
         return []
+    start = 0
+    for read in readers:
+        if read.processors is None:
+            described = cursor.description[start : start + read.width]
+            read.processors = [
+                kind._cached_result_processor(dialect, column[1])
+                for kind, column in zip(read.types, described, strict=True)
+            ]
+        start += read.width
     identity_map = session.identity_map
     session_id = session.hash_key
     out: list[tuple[Any, ...]] = []
@@ -305,9 +317,9 @@ def load_rows(
             instance = read.manager.new_instance()
             state = instance_state(instance)
             values = state.dict
-            for name, process, value in zip(
-                read.keys, read.processors, row[start:end], strict=True
-            ):
+            processors = read.processors
+            assert processors is not None
+            for name, process, value in zip(read.keys, processors, row[start:end], strict=True):
                 values[name] = value if process is None or value is None else process(value)
             state.key = key
             state.identity_token = None
