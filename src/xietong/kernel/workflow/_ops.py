@@ -20,7 +20,14 @@ from xietong.kernel.errors import Conflict, Forbidden, NotFound
 from xietong.kernel.org.delegation import active_delegates_for
 from xietong.kernel.workflow import runtime
 from xietong.kernel.workflow import tasks as task_rules
-from xietong.kernel.workflow._rows import Known, load_rows, placeholder, plain_rows, reader
+from xietong.kernel.workflow._rows import (
+    Known,
+    connection_of,
+    load_rows,
+    placeholder,
+    plain_rows,
+    reader,
+)
 from xietong.kernel.workflow._run import InstanceState, Run, write_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCompleted
 from xietong.kernel.workflow.store import WfInstance, WfTask, WfToken
@@ -105,7 +112,7 @@ _TASK_SQL: dict[str, tuple[str, str, str]] = {}
 
 def _load_task_rows(run: Run, task_id: int) -> tuple[InstanceState, WfTask]:
     session = run.session
-    joined, lock, with_token = _task_sql(session.connection().dialect)
+    joined, lock, with_token = _task_sql(connection_of(session).dialect)
     params = (task_id,)
     if run.ctx.db.is_sqlite:
         # The write transaction began with SQLite's write lock: one joined read is current.

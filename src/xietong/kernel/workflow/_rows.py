@@ -24,7 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, inspect
-from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, configure_mappers, make_transient, make_transient_to_detached
 from sqlalchemy.orm.attributes import NO_VALUE, instance_state
 
 from xietong.kernel.db import Batch, Processor
@@ -228,6 +229,21 @@ def _queue_update(dialect: Any, batch: Batch, shape: _Shape, item: Any) -> None:
 # columns converted by the columns' own result processors and committed (unmodified).
 
 
+_CONNECTION_KEY = "xietong.workflow.connection"
+
+
+def connection_of(session: Session) -> Connection:
+    """``session.connection()``, kept for the transaction: a step asks for it a dozen
+    times, and each ``Session.connection`` call walks the session's transaction state."""
+    held = session.info.get(_CONNECTION_KEY)
+    transaction = session.get_transaction()
+    if held is not None and held[0] is transaction and transaction is not None:
+        return held[1]
+    connection = session.connection()
+    session.info[_CONNECTION_KEY] = (session.get_transaction(), connection)
+    return connection
+
+
 class _Reader:
     """SELECT list and result processors of one engine table, for one dialect."""
 
@@ -281,7 +297,7 @@ def load_rows(
     ``populate_existing``), such a row raises ``Known`` instead, and the caller reads
     through the ORM, which knows how to overwrite an object in use.
     """
-    connection = session.connection()
+    connection = connection_of(session)
     dialect = connection.dialect
     readers = [reader(dialect, cls) for cls in classes]
     cursor = connection.connection.driver_connection.execute(sql, params)
@@ -345,7 +361,7 @@ def plain_rows(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]
     once per statement. Only for columns whose driver values are already what the
     engine compares (no result processor: ids, strings).
     """
-    connection = session.connection()
+    connection = connection_of(session)
     dialect = connection.dialect
     key = (dialect.paramstyle, sql)
     text = _PLAIN.get(key)
@@ -364,3 +380,21 @@ def reader_sql(dialect: Any, classes: tuple[type[Any], ...], template: str) -> s
         text = template.format(*lists).replace("?", _PLACEHOLDERS[dialect.paramstyle])
         _PLAIN[key] = text
     return text
+
+
+_CONFIGURED: set[type[Any]] = set()
+
+
+def add_new(session: Session, cls: type[Any], values: dict[str, Any]) -> Any:
+    """A new engine row, added to the session: ``session.add(cls(**values))`` without
+    the constructor's instrumented ``setattr`` per column (half the cost of a new row
+    here). The values go straight into the object's state, as the ORM's own loader
+    fills it; a new object has no history to record, and ``queue_rows`` writes it from
+    that state."""
+    if cls not in _CONFIGURED:
+        configure_mappers()  # what the first construction of any mapped class does
+        _CONFIGURED.add(cls)
+    instance = inspect(cls).class_manager.new_instance()
+    instance_state(instance).dict.update(values)
+    session.add(instance)
+    return instance

@@ -24,7 +24,7 @@ from xietong.kernel.context import Context
 from xietong.kernel.db import Batch, StaleRow, insert_rows, plain_insert
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
-from xietong.kernel.workflow._rows import queue_rows
+from xietong.kernel.workflow._rows import connection_of, queue_rows
 from xietong.kernel.workflow.definitions import graph_by_id
 from xietong.kernel.workflow.model import ProcessGraph
 from xietong.kernel.workflow.store import (
@@ -218,7 +218,7 @@ class Run:
         Conflict. A step's task and token rows are written once, here or at ``finish``:
         the engine reads what the step changed from the session, not back from the
         database (``tokens.live_tokens``, ``tasks.group_tasks``)."""
-        self._write(Batch(self.session.connection()))
+        self._write(Batch(connection_of(self.session)))
 
     def finish(self) -> None:
         """Write what is pending; call just before ``uow.commit()``.
@@ -227,7 +227,7 @@ class Run:
         go in one batch — one round trip on PostgreSQL — in that order: instances
         first, since variables and history refer to them.
         """
-        batch = Batch(self.session.connection())
+        batch = Batch(connection_of(self.session))
         rows = self.session.info.pop(_CANDIDATES_KEY, None)
         if rows:
             batch.add_rows(WfTaskCandidate.__table__, _CANDIDATE, rows)
@@ -278,7 +278,7 @@ class _IdSource:
     """
 
     def __init__(self, session: Session) -> None:
-        self.connection = session.connection()
+        self.connection = connection_of(session)
         self.sqlite = self.connection.dialect.name == "sqlite"
         self.free: dict[str, list[int]] = {table: [] for table in ID_TABLES}
         self.next: dict[str, int] = {}
@@ -325,7 +325,7 @@ def write_candidates(session: Session) -> None:
     rows = session.info.pop(_CANDIDATES_KEY, None)
     if rows:
         session.flush()
-        insert_rows(session.connection(), WfTaskCandidate.__table__, _CANDIDATE, rows)
+        insert_rows(connection_of(session), WfTaskCandidate.__table__, _CANDIDATE, rows)
 
 
 def _id_source(session: Session) -> _IdSource:

@@ -32,7 +32,7 @@ from xietong.kernel.bus import schedule_job
 from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.org.models import Department, User
 from xietong.kernel.workflow._durations import after_working_days
-from xietong.kernel.workflow._rows import load_rows, reader_sql
+from xietong.kernel.workflow._rows import add_new, connection_of, load_rows, reader_sql
 from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run, add_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCreated
 from xietong.kernel.workflow.expressions import compile_expression, is_expression
@@ -101,20 +101,24 @@ def _department(run: Run, state: InstanceState, node: Node) -> int | None:
 def new_task(run: Run, state: InstanceState, token: WfToken, node: Node, **values: Any) -> WfTask:
     values.setdefault("status", "open")
     values.setdefault("previous_task_id", run.origin_task_id)
-    task = WfTask(
-        id=run.new_id("wf_task"),
-        instance_id=state.row.id,
-        token_id=token.id,
-        process_key=state.row.process_key,
-        business_key=state.row.business_key,
-        node_id=node.id,
-        name=(node.name or node.id)[:300],
-        group_id=token.state.get("group", token.id),
-        created_at=clock.now(),
-        attachments=[],
-        **values,
+    row = state.row
+    task: WfTask = add_new(
+        run.session,
+        WfTask,
+        {
+            "id": run.new_id("wf_task"),
+            "instance_id": row.id,
+            "token_id": token.id,
+            "process_key": row.process_key,
+            "business_key": row.business_key,
+            "node_id": node.id,
+            "name": (node.name or node.id)[:300],
+            "group_id": token.state.get("group", token.id),
+            "created_at": clock.now(),
+            "attachments": [],
+            **values,
+        },
     )
-    run.session.add(task)
     # how many tasks the token's group has: a group of one (a plain task nobody added
     # signers to) decides on its own completion without reading the group back
     token.state = {**token.state, "tasks": int(token.state.get("tasks", 0)) + 1}
@@ -260,7 +264,7 @@ def group_tasks(run: Run, group_id: int) -> list[WfTask]:
     first: rows already loaded keep their in-memory state, and tasks made in this step
     (not yet flushed) are added from the session."""
     session = run.session
-    sql = reader_sql(session.connection().dialect, (WfTask,), _GROUP_SQL)
+    sql = reader_sql(connection_of(session).dialect, (WfTask,), _GROUP_SQL)
     found = {row[0].id: row[0] for row in load_rows(session, (WfTask,), sql, (group_id,))}
     for item in session.new:
         if isinstance(item, WfTask) and item.group_id == group_id:

@@ -24,7 +24,7 @@ from sqlalchemy.orm.util import identity_key
 
 from xietong.kernel import clock
 from xietong.kernel.errors import InvalidInput
-from xietong.kernel.workflow._rows import load_rows, plain_rows, reader_sql
+from xietong.kernel.workflow._rows import add_new, connection_of, load_rows, plain_rows, reader_sql
 from xietong.kernel.workflow._run import InstanceState, Run
 from xietong.kernel.workflow.model import Node, ProcessGraph
 from xietong.kernel.workflow.store import ALIVE_TOKEN, WfFork, WfToken
@@ -40,18 +40,18 @@ def new_token(
     status: str = "active",
     token_id: int | None = None,
 ) -> WfToken:
-    token = WfToken(
-        id=token_id if token_id is not None else run.new_id("wf_token"),
-        instance_id=state.row.id,
-        node_id=node_id,
-        status=status,
-        fork_id=fork_id,
-        arrived_via=via,
-        origin_task_id=run.origin_task_id,
-        state={},
-        created_at=clock.now(),
-    )
-    run.session.add(token)
+    values = {
+        "id": token_id if token_id is not None else run.new_id("wf_token"),
+        "instance_id": state.row.id,
+        "node_id": node_id,
+        "status": status,
+        "fork_id": fork_id,
+        "arrived_via": via,
+        "origin_task_id": run.origin_task_id,
+        "state": {},
+        "created_at": clock.now(),
+    }
+    token: WfToken = add_new(run.session, WfToken, values)
     return token
 
 
@@ -82,7 +82,7 @@ def live_tokens(run: Run, instance_id: int) -> list[WfToken]:
     """
     session = run.session
     with session.no_autoflush:
-        sql = reader_sql(session.connection().dialect, (WfToken,), _ALIVE_SQL)
+        sql = reader_sql(connection_of(session).dialect, (WfToken,), _ALIVE_SQL)
         found = {row[0].id: row[0] for row in load_rows(session, (WfToken,), sql, (instance_id,))}
     for item in session.new:
         if isinstance(item, WfToken) and item.instance_id == instance_id:
