@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from xietong.kernel.errors import Conflict, Forbidden, NotFound
-from xietong.kernel.workflow import operations, signers
+from xietong.kernel.workflow import definitions, operations, signers
 from xietong.kernel.workflow.model import ProcessGraph
 
 from .conftest import Flowbed, graph, node, task
@@ -207,3 +209,20 @@ def test_removing_the_undecided_signer_decides_the_countersign(bed: Flowbed) -> 
     # rev3 is the last undecided signer: refused even for a manager
     with pytest.raises(Conflict):
         signers.remove_signer(bed.ctx, bed.actor("head"), rev3.id)
+
+
+def test_the_benchmarks_countersign_file_runs_as_a_countersign(bed: Flowbed) -> None:
+    """tests/data/workflow/countersign.bpmn (bench/workflow.py's second workload, also
+    run by SpiffWorkflow): the signers come from the start variables; every signer must
+    approve before 审批, and the instance ends after it."""
+    source = Path(__file__).parents[2] / "data" / "workflow" / "countersign.bpmn"
+    definitions.deploy(bed.ctx, bed.op, source.read_text(encoding="utf-8"), "bpmn")
+    started = bed.start("countersign", "boss", {"signers": ["rev1", "rev2", "rev3"]})
+    assert len(bed.tasks(started.id)) == 3
+    for user in ("rev3", "rev1"):
+        _do(bed, started.id, user)
+        assert bed.waiting_nodes(started.id) == ["sign"]
+    _do(bed, started.id, "rev2")
+    approval = bed.open_task(started.id, "approve")
+    operations.complete(bed.ctx, bed.actor("boss"), approval.id)
+    assert bed.instance(started.id).instance.status == "completed"
