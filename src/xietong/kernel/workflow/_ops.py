@@ -255,7 +255,11 @@ def finish_task(
     # version race still becomes a Conflict); the instance row lock taken by
     # ``load_task`` already serialises the steps of one instance
     run.set_variables(state, variables or {})
-    token = run.session.get(WfToken, task.token_id)
+    # the token came with the task (load_task): the identity map has it, and looking
+    # there costs a fraction of Session.get
+    token = run.session.identity_map.get((WfToken, (task.token_id,), None))
+    if token is None:
+        token = run.session.get(WfToken, task.token_id)
     assert token is not None
     run.history(
         state,
@@ -290,7 +294,7 @@ def conclude(
     """After a group decided: publish the outcome as variables and move the token on."""
     if decision is None:
         return
-    run.set_variables(state, {f"{node_id}_outcome": decision, "outcome": decision})
+    run.set_variables(state, {f"{node_id}_outcome": decision, "outcome": decision}, checked=True)
     if token.state.get("mode"):
         run.history(state, "node.decided", node_id=node_id, token=token, outcome=decision)
     run.origin_task_id = origin_task_id

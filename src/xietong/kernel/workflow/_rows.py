@@ -177,7 +177,7 @@ def _insert_values(shape: _Shape, item: Any) -> tuple[Any, ...]:
             # as the ORM does on INSERT: a column left unset (or None) gets its default,
             # which is also set on the object
             values[key] = default()
-    return tuple(values.get(key) for key in shape.keys)
+    return tuple([values.get(key) for key in shape.keys])
 
 
 def _queue_update(dialect: Any, batch: Batch, shape: _Shape, item: Any) -> None:

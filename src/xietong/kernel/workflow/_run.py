@@ -165,14 +165,20 @@ class Run:
             state._variables.update(state.changed)
         return state._variables
 
-    def set_variables(self, state: InstanceState, values: Mapping[str, Any]) -> None:
-        """Set variables without reading the others (most steps only write outcomes)."""
+    def set_variables(
+        self, state: InstanceState, values: Mapping[str, Any], *, checked: bool = False
+    ) -> None:
+        """Set variables without reading the others (most steps only write outcomes).
+
+        ``checked``: the engine's own values (a node's outcome), known to be valid;
+        anything from outside is checked (names, JSON, size) first."""
         if not values:
             return
-        checked = check_variables(values)
-        state.changed.update(checked)
+        if not checked:
+            values = check_variables(values)
+        state.changed.update(values)
         if state._variables is not None:
-            state._variables.update(checked)
+            state._variables.update(values)
 
     # -- history --
 
