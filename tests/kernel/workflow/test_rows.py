@@ -10,6 +10,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy.orm.identity import IdentityMap
 from sqlalchemy.types import TypeEngine
 
 from xietong.kernel.access import operator_actor
@@ -44,6 +45,13 @@ def test_the_private_sqlalchemy_names_used_still_exist() -> None:
     assert callable(process)
     assert list(signature(process).parameters) == ["self", "dialect"]
     assert String()._cached_bind_processor(sqlite.dialect()) is None
+    # reading rows (_rows.load_rows, add_new) as the ORM's loader builds objects
+    result = getattr(TypeEngine, "_cached_result_processor", None)
+    assert callable(result)
+    assert list(signature(result).parameters) == ["self", "dialect", "coltype"]
+    assert callable(getattr(IdentityMap, "_add_unpresent", None))
+    assert callable(sa_inspect(WfTask).class_manager.new_instance)
+    assert isinstance(Session().hash_key, int)
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["register_persistent", "public"])
