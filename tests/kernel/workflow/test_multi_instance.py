@@ -8,6 +8,7 @@ import pytest
 
 from xietong.kernel.errors import Conflict, Forbidden, NotFound
 from xietong.kernel.workflow import definitions, operations, signers
+from xietong.kernel.workflow import tasks as task_rules
 from xietong.kernel.workflow.model import ProcessGraph
 
 from .conftest import Flowbed, graph, node, task
@@ -226,3 +227,24 @@ def test_the_benchmarks_countersign_file_runs_as_a_countersign(bed: Flowbed) -> 
     approval = bed.open_task(started.id, "approve")
     operations.complete(bed.ctx, bed.actor("boss"), approval.id)
     assert bed.instance(started.id).instance.status == "completed"
+
+
+def test_a_countersign_approval_that_decides_nothing_does_not_read_the_group(
+    bed: Flowbed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The common step of a large 会签 — an approval with other signers still to go —
+    is decided from counts (``tasks._still_waiting``); the group's tasks are read only
+    for the approval that decides, so a step's cost does not grow with the signers."""
+    reads: list[int] = []
+    real = task_rules.group_tasks
+    monkeypatch.setattr(
+        task_rules, "group_tasks", lambda run, group: reads.append(group) or real(run, group)
+    )
+    bed.deploy(routed("all", signer_node("sign", "countersign_all", "rev1,rev2,rev3")))
+    started = bed.start("all")
+    _do(bed, started.id, "rev2")
+    _do(bed, started.id, "rev1")
+    assert reads == [] and bed.waiting_nodes(started.id) == ["sign"]
+    _do(bed, started.id, "rev3")
+    assert len(reads) == 1
+    assert bed.waiting_nodes(started.id) == ["yes"]

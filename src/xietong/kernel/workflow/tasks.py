@@ -32,7 +32,7 @@ from xietong.kernel.bus import schedule_job
 from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.org.models import Department, User
 from xietong.kernel.workflow._durations import after_working_days
-from xietong.kernel.workflow._rows import add_new, connection_of, load_rows, reader_sql
+from xietong.kernel.workflow._rows import add_new, connection_of, load_rows, plain_rows, reader_sql
 from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run, add_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCreated
 from xietong.kernel.workflow.expressions import compile_expression, is_expression
@@ -290,6 +290,8 @@ def decide(run: Run, token: WfToken, completed: WfTask | None = None) -> str | N
     group = token.state.get("group", token.id)
     if completed is not None and token.state.get("tasks") == 1 and completed.group_id == group:
         tasks = [completed]
+    elif _still_waiting(run, token, group, completed):
+        return None
     else:
         tasks = group_tasks(run, group)
     if completed is not None:
@@ -332,6 +334,46 @@ def decide(run: Run, token: WfToken, completed: WfTask | None = None) -> str | N
         if waiting:
             open_task(run, min(waiting, key=lambda t: (t.position, t.id)), opened_by=completed)
     return None
+
+
+# The other tasks of a group, counted in one row: how many counted tasks are still
+# live, how many wait for the given task (加签), how many counted ones were rejected.
+_GROUP_COUNTS = (
+    "SELECT "
+    "SUM(CASE WHEN counts AND status IN ('pending', 'open', 'delegated') THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN blocked_by_task_id = ? AND status = 'pending' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN counts AND status = 'completed' AND outcome = 'reject' THEN 1 ELSE 0 END) "
+    "FROM wf_task WHERE group_id = ? AND id <> ?"
+)
+assert LIVE_TASK == ("pending", "open", "delegated")  # spelled out above
+
+
+def _still_waiting(run: Run, token: WfToken, group: int, completed: WfTask | None) -> bool:
+    """Whether an approval in a 会签 (or a plain node with 加签 signers) leaves the
+    node undecided with nothing to open — the common step of a large group — decided
+    from counts, without loading the group's tasks (``decide`` reads them all only
+    when something must change: a decision, a task to open).
+
+    Only where the counts say everything ``decide`` would: mode 会签 or plain, an
+    approval, and no other task of the step's session changed (their rows in the
+    database are then what ``decide`` would see)."""
+    if (
+        completed is None
+        or completed.outcome != "approve"
+        or completed.group_id != group
+        or token.state.get("mode") not in (None, "countersign_all")
+    ):
+        return False
+    session = run.session
+    for item in session.new:
+        if isinstance(item, WfTask):
+            return False
+    for item in session.dirty:
+        if isinstance(item, WfTask) and item is not completed:
+            return False
+    rows = plain_rows(session, _GROUP_COUNTS, (completed.id, group, completed.id))
+    live, blocked, rejected = (value or 0 for value in rows[0])
+    return live > 0 and blocked == 0 and rejected == 0
 
 
 def cancel_task(task: WfTask, reason: str) -> None:
