@@ -142,6 +142,23 @@ def run_parallel(clients: int, calls: Sequence[Callable[[], Any]]) -> tuple[floa
     return wall, latencies
 
 
+class Waves:
+    """Timed waves of steps: each wave's wall seconds, every step's latency, CPU seconds."""
+
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self.latencies: list[float] = []
+        self.cpu = 0.0
+
+    def run(self, clients: int, calls: Sequence[Callable[[], Any]], label: str) -> None:
+        began_cpu = time.process_time()
+        wall, latencies = run_parallel(clients, calls)
+        self.cpu += time.process_time() - began_cpu
+        self.walls.append(wall)
+        self.latencies += latencies
+        log(f"  {label}: {len(calls)} completions, {len(calls) / wall:,.0f}/s")
+
+
 def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
@@ -238,9 +255,7 @@ def bench_xietong(bed: Bed, count: int, clients: int, label: str) -> dict[str, A
 
     start_wall, start_lat = run_parallel(clients, [starter(n) for n in range(count)])
     log(f"  {label}: {count} instances started in {start_wall:.2f} s")
-    walls: list[float] = []
-    latencies: list[float] = []
-    cpu = 0.0
+    waves = Waves()
     for nodes in WAVES:
         tasks = open_tasks(ctx, started, nodes)
         assert len(tasks) == count * len(nodes), (nodes, len(tasks))
@@ -250,13 +265,10 @@ def bench_xietong(bed: Bed, count: int, clients: int, label: str) -> dict[str, A
             return lambda: operations.complete(ctx, actor, task_id, opinion="同意")
 
         calls = [completer(n, t.id, t.node_id) for n, t in enumerate(tasks)]
-        began_cpu = time.process_time()
-        wall, lat = run_parallel(clients, calls)
-        cpu += time.process_time() - began_cpu
-        walls.append(wall)
-        latencies += lat
-        log(f"  {label}: {'+'.join(nodes)}: {len(tasks)} completions, {len(tasks) / wall:,.0f}/s")
-    return _summary(bed, label, count, start_wall, start_lat, walls, latencies, cpu)
+        waves.run(clients, calls, f"{label}: {'+'.join(nodes)}")
+    return _summary(
+        bed, label, count, start_wall, start_lat, waves.walls, waves.latencies, waves.cpu
+    )
 
 
 # --- the second workload: a 会签 of N signers, then 审批 ------------------------------
@@ -342,18 +354,12 @@ def bench_countersign_xietong(tmp: Path, count: int, clients: int, signers: int)
 
         start_wall, _ = run_parallel(clients, [start(n) for n in range(count)])
         log(f"  countersign: {count} instances started in {start_wall:.2f} s")
-        walls: list[float] = []
-        latencies: list[float] = []
-        cpu = 0.0
+        waves = Waves()
         for node, expected in (("sign", count * signers), ("approve", count)):
             calls = wave(node)
             assert len(calls) == expected, (node, len(calls), expected)
-            began_cpu = time.process_time()
-            wall, lat = run_parallel(clients, calls)
-            cpu += time.process_time() - began_cpu
-            walls.append(wall)
-            latencies += lat
-            log(f"  countersign: {node}: {len(calls)} completions, {len(calls) / wall:,.0f}/s")
+            waves.run(clients, calls, f"countersign: {node}")
+        walls, latencies, cpu = waves.walls, waves.latencies, waves.cpu
         with ctx.db.read() as session:
             ended = session.scalar(
                 text("SELECT count(*) FROM wf_instance WHERE status = 'completed'")
@@ -368,14 +374,8 @@ def bench_countersign_xietong(tmp: Path, count: int, clients: int, signers: int)
         step_calls += function_calls(approving)
         profiled_steps = len(signing) + len(approving)
         assert profiled_steps == PROFILED_INSTANCES * (signers + 1), profiled_steps
-        completions = count * (signers + 1)
         return {
-            "task_completions_per_s": completions / sum(walls),
-            "instances_per_s": count / (start_wall + sum(walls)),
-            "starts_per_s": count / start_wall,
-            "step_ms_p50": statistics.median(latencies),
-            "step_ms_p95": percentile(latencies, 0.95),
-            "cpu_ms_per_completion": cpu / completions * 1000,
+            **rates(count, count * (signers + 1), start_wall, walls, latencies, cpu),
             "function_calls_per_start": start_calls / PROFILED_INSTANCES,
             "function_calls_per_completion": step_calls / profiled_steps,
         }
@@ -604,14 +604,27 @@ def _summary(
             {"prefix": f"bench-{label}-%"},
         )
     assert ended == count, (ended, count)
-    completions = count * len(NODES)
+    return {
+        **rates(count, count * len(NODES), start_wall, walls, latencies, cpu),
+        "start_ms_p50": statistics.median(start_lat),
+    }
+
+
+def rates(
+    count: int,
+    completions: int,
+    start_wall: float,
+    walls: list[float],
+    latencies: list[float],
+    cpu: float,
+) -> dict[str, float]:
+    """A xietong workload's rates: ``count`` instances, ``completions`` in the waves."""
     return {
         "task_completions_per_s": completions / sum(walls),
         "instances_per_s": count / (start_wall + sum(walls)),
         "starts_per_s": count / start_wall,
         "step_ms_p50": statistics.median(latencies),
         "step_ms_p95": percentile(latencies, 0.95),
-        "start_ms_p50": statistics.median(start_lat),
         "cpu_ms_per_completion": cpu / completions * 1000,
     }
 
@@ -1207,9 +1220,7 @@ def bench_spiff(
     log(f"  spiff: {count} instances started in {start_wall:.2f} s")
     reader = spiff_connect(path)
     serializer = BpmnWorkflowSerializer()
-    walls: list[float] = []
-    latencies: list[float] = []
-    cpu = 0.0
+    waves = Waves()
     last_read: list[str] = []
 
     def wave_calls(nodes: tuple[str, ...], after: int = 0) -> list[Callable[[], None]]:
@@ -1232,12 +1243,8 @@ def bench_spiff(
         calls = wave_calls(nodes)
         expected = count * workload.wave_sizes[wave]
         assert len(calls) == expected, (nodes, len(calls), expected)
-        began_cpu = time.process_time()
-        wall, lat = run_parallel(clients, calls)
-        cpu += time.process_time() - began_cpu
-        walls.append(wall)
-        latencies += lat
-        log(f"  spiff: {'+'.join(nodes)}: {len(calls)} completions, {len(calls) / wall:,.0f}/s")
+        waves.run(clients, calls, f"spiff: {'+'.join(nodes)}")
+    walls, latencies, cpu = waves.walls, waves.latencies, waves.cpu
     completed = sum(
         serializer.deserialize_json(state).is_completed()
         for (state,) in reader.execute("SELECT state FROM instance")
