@@ -352,6 +352,7 @@ def placeholder(dialect: Any) -> str:
 
 
 _PLAIN: dict[tuple[str, str], str] = {}
+_TEMPLATES: dict[tuple[str, str], str] = {}
 
 
 def plain_rows(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -373,12 +374,12 @@ def plain_rows(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]
 def reader_sql(dialect: Any, classes: tuple[type[Any], ...], template: str) -> str:
     """``template`` with ``{0}``, ``{1}`` … the select lists of ``classes`` (aliases
     ``c0``, ``c1`` …) and ``?`` placeholders in the dialect's style; built once."""
-    key = (dialect.paramstyle, template)
-    text = _PLAIN.get(key)
+    key = (dialect.name, template)  # the select lists quote names as the dialect does
+    text = _TEMPLATES.get(key)
     if text is None:
         lists = [reader(dialect, cls).select_list(f"c{n}") for n, cls in enumerate(classes)]
         text = template.format(*lists).replace("?", _PLACEHOLDERS[dialect.paramstyle])
-        _PLAIN[key] = text
+        _TEMPLATES[key] = text
     return text
 
 
