@@ -1,6 +1,7 @@
 """Benchmark the workflow engine: task completions and instances per second, todo at 1M.
 
     python bench/workflow.py [--json] [--instances N] [--clients C] [--todo-scale T]
+                             [--countersign-instances K] [--signers S]
 
 One BPMN file, ``tests/data/workflow/review.bpmn``: start → 受理 → 审核A and 审核B in
 parallel → 审批 → end, so an instance is one start and four user-task completions.
@@ -22,7 +23,15 @@ Measured in one run, on this machine:
    queue on an in-process lock, as xietong's do (``xietong/kernel/db.py``).
 4. **The SQLite commit ceiling**: single-row INSERT transactions per second on one
    connection, with ``synchronous=FULL`` (the platform's setting) and ``NORMAL``.
-5. With ``--todo-scale T`` (T > 0): T open tasks bulk-loaded into PostgreSQL (COPY),
+5. A second workload, on SQLite, by both engines under the same settings
+   (``--countersign-instances K``, ``--signers S``; 0 instances skips it):
+   ``tests/data/workflow/countersign.bpmn``, start → 会签 of S signers (all must
+   approve) → 审批, reported under its own keys (``*_countersign_*``,
+   ``ratio_vs_spiffworkflow_countersign``). SpiffWorkflow's step serialises the
+   whole instance, S task children included; this is where that shows.
+6. Function calls per start and per completion (cProfile, one thread, a few extra
+   instances) for both engines and workloads: a count the machine's load does not move.
+7. With ``--todo-scale T`` (T > 0): T open tasks bulk-loaded into PostgreSQL (COPY),
    spread over many users, departments and roles, and the p95 of
    ``xietong.kernel.workflow.queries.todo`` for a sample of users.
 
