@@ -1,6 +1,7 @@
 """Benchmark the workflow engine: task completions and instances per second, todo at 1M.
 
     python bench/workflow.py [--json] [--instances N] [--clients C] [--todo-scale T]
+                             [--countersign-instances K] [--signers S]
 
 One BPMN file, ``tests/data/workflow/review.bpmn``: start → 受理 → 审核A and 审核B in
 parallel → 审批 → end, so an instance is one start and four user-task completions.
@@ -22,7 +23,15 @@ Measured in one run, on this machine:
    queue on an in-process lock, as xietong's do (``xietong/kernel/db.py``).
 4. **The SQLite commit ceiling**: single-row INSERT transactions per second on one
    connection, with ``synchronous=FULL`` (the platform's setting) and ``NORMAL``.
-5. With ``--todo-scale T`` (T > 0): T open tasks bulk-loaded into PostgreSQL (COPY),
+5. A second workload, on SQLite, by both engines under the same settings
+   (``--countersign-instances K``, ``--signers S``; 0 instances skips it):
+   ``tests/data/workflow/countersign.bpmn``, start → 会签 of S signers (all must
+   approve) → 审批, reported under its own keys (``*_countersign_*``,
+   ``ratio_vs_spiffworkflow_countersign``). SpiffWorkflow's step serialises the
+   whole instance, S task children included; this is where that shows.
+6. Function calls per start and per completion (cProfile, one thread, a few extra
+   instances) for both engines and workloads: a count the machine's load does not move.
+7. With ``--todo-scale T`` (T > 0): T open tasks bulk-loaded into PostgreSQL (COPY),
    spread over many users, departments and roles, and the p95 of
    ``xietong.kernel.workflow.queries.todo`` for a sample of users.
 
@@ -38,9 +47,11 @@ Prints a table, or with ``--json`` one JSON object. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import platform
+import pstats
 import random
 import sqlite3
 import statistics
@@ -51,6 +62,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -82,6 +94,10 @@ ROLE_OF = {"accept": "clerk", "review_a": "reviewer", "review_b": "reviewer", "a
 PG_ADMIN_URL = os.environ.get(
     "XIETONG_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+COUNTERSIGN_BPMN = ROOT / "tests" / "data" / "workflow" / "countersign.bpmn"
+COUNTERSIGN = "countersign"
+COUNTERSIGN_SIGNERS = 20
+COUNTERSIGN_INSTANCES = 60
 TARGET_RATIO = 5.0
 TARGET_PG_PER_S = 1000.0
 TARGET_TODO_P95_MS = 20.0
@@ -135,9 +151,44 @@ def run_parallel(clients: int, calls: Sequence[Callable[[], Any]]) -> tuple[floa
     return wall, latencies
 
 
+class Waves:
+    """Timed waves of steps: each wave's wall seconds, every step's latency, CPU seconds."""
+
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self.latencies: list[float] = []
+        self.cpu = 0.0
+
+    def run(self, clients: int, calls: Sequence[Callable[[], Any]], label: str) -> None:
+        began_cpu = time.process_time()
+        wall, latencies = run_parallel(clients, calls)
+        self.cpu += time.process_time() - began_cpu
+        self.walls.append(wall)
+        self.latencies += latencies
+        log(f"  {label}: {len(calls)} completions, {len(calls) / wall:,.0f}/s")
+
+
 def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
+
+
+PROFILED_INSTANCES = 5
+"""Instances run once more, on one thread under cProfile, to count function calls."""
+
+
+def function_calls(calls: Sequence[Callable[[], Any]]) -> int:
+    """Python function calls made by running ``calls`` one after the other (cProfile):
+    deterministic for given code and data, so unlike time the machine's load does not
+    move it; a proxy for CPU per step that compares two versions of the code."""
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        for call in calls:
+            call()
+    finally:
+        profile.disable()
+    return pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
 
 
 # --- xietong ---------------------------------------------------------------------------
@@ -213,9 +264,7 @@ def bench_xietong(bed: Bed, count: int, clients: int, label: str) -> dict[str, A
 
     start_wall, start_lat = run_parallel(clients, [starter(n) for n in range(count)])
     log(f"  {label}: {count} instances started in {start_wall:.2f} s")
-    walls: list[float] = []
-    latencies: list[float] = []
-    cpu = 0.0
+    waves = Waves()
     for nodes in WAVES:
         tasks = open_tasks(ctx, started, nodes)
         assert len(tasks) == count * len(nodes), (nodes, len(tasks))
@@ -225,13 +274,122 @@ def bench_xietong(bed: Bed, count: int, clients: int, label: str) -> dict[str, A
             return lambda: operations.complete(ctx, actor, task_id, opinion="同意")
 
         calls = [completer(n, t.id, t.node_id) for n, t in enumerate(tasks)]
-        began_cpu = time.process_time()
-        wall, lat = run_parallel(clients, calls)
-        cpu += time.process_time() - began_cpu
-        walls.append(wall)
-        latencies += lat
-        log(f"  {label}: {'+'.join(nodes)}: {len(tasks)} completions, {len(tasks) / wall:,.0f}/s")
-    return _summary(bed, label, count, start_wall, start_lat, walls, latencies, cpu)
+        waves.run(clients, calls, f"{label}: {'+'.join(nodes)}")
+    return _summary(
+        bed, label, count, start_wall, start_lat, waves.walls, waves.latencies, waves.cpu
+    )
+
+
+# --- the second workload: a 会签 of N signers, then 审批 ------------------------------
+
+
+def bench_countersign_xietong(tmp: Path, count: int, clients: int, signers: int) -> dict[str, Any]:
+    """``countersign.bpmn`` on SQLite: N instances, each a 会签 of ``signers`` named
+    users (all must approve: ``signers`` tasks of one group) and then one 审批 by the
+    approvers' pool. Its own database, so the review workload's figures are untouched.
+
+    Waves as in the review workload: start every instance, then every signer's task
+    (ordered signer by signer, so concurrent steps mostly touch different instances),
+    then every 审批."""
+    log(f"xietong on SQLite, countersign: {count} instances × {signers} signers, {clients} clients")
+    ctx = open_context(f"sqlite:///{tmp / 'countersign.db'}", tmp / "countersign-data")
+    try:
+        op = operator_actor("bench")
+        service.create_region(ctx, op, "430000", "湖南省", "province")
+        service.create_region(ctx, op, "430100", "长沙市", "city", "430000")
+        department = service.create_department(ctx, op, "430102-cs", "政务服务中心", "430100").id
+        by_id: dict[int, Actor] = {}
+        names: list[str] = []
+        bosses: list[Actor] = []
+        for kind, role, many in (
+            ("signer", Role.REVIEWER, signers),
+            ("boss", Role.APPROVER, clients),
+        ):
+            for n in range(many):
+                user = service.add_user(ctx, op, f"{kind}{n}", f"{kind}{n}", "bench-secret-1")
+                service.grant_membership(ctx, op, user.id, department, role)
+                with ctx.db.read() as session:
+                    actor = actor_for_user(session, session.get(User, user.id))
+                if kind == "signer":
+                    by_id[user.id] = actor
+                    names.append(user.username)
+                else:
+                    bosses.append(actor)
+        definitions.deploy(ctx, op, COUNTERSIGN_BPMN.read_text(encoding="utf-8"), "bpmn")
+        starter = bosses[0]
+        started: list[int] = []
+        lock = threading.Lock()
+
+        def start(n: int) -> Callable[[], None]:
+            def call() -> None:
+                view = instances.start(
+                    ctx,
+                    starter,
+                    COUNTERSIGN,
+                    variables={"signers": names},
+                    business_key=f"cs-{n}",
+                    department_id=department,
+                )
+                with lock:
+                    started.append(view.id)
+
+            return call
+
+        def wave(node: str, after: int = 0) -> list[Callable[[], None]]:
+            """The open ``node`` tasks (of instances with ids > ``after``) as completions,
+            signer by signer across the instances."""
+            with ctx.db.read() as session:
+                rows = session.execute(
+                    select(WfTask.id, WfTask.assignee_id)
+                    .where(
+                        WfTask.node_id == node,
+                        WfTask.status == "open",
+                        WfTask.instance_id > after,
+                    )
+                    .order_by(WfTask.position, WfTask.instance_id)
+                ).all()
+            actors = [
+                by_id[row.assignee_id] if node == "sign" else bosses[n % clients]
+                for n, row in enumerate(rows)
+            ]
+            return [
+                (
+                    lambda task_id=row.id, actor=actor: operations.complete(
+                        ctx, actor, task_id, opinion="同意"
+                    )
+                )
+                for row, actor in zip(rows, actors, strict=True)
+            ]
+
+        start_wall, _ = run_parallel(clients, [start(n) for n in range(count)])
+        log(f"  countersign: {count} instances started in {start_wall:.2f} s")
+        waves = Waves()
+        for node, expected in (("sign", count * signers), ("approve", count)):
+            calls = wave(node)
+            assert len(calls) == expected, (node, len(calls), expected)
+            waves.run(clients, calls, f"countersign: {node}")
+        walls, latencies, cpu = waves.walls, waves.latencies, waves.cpu
+        with ctx.db.read() as session:
+            ended = session.scalar(
+                text("SELECT count(*) FROM wf_instance WHERE status = 'completed'")
+            )
+            last = session.scalar(text("SELECT max(id) FROM wf_instance"))
+        assert ended == count, (ended, count)
+        # function calls per step (cProfile), one client, a few more instances
+        start_calls = function_calls([start(count + n) for n in range(PROFILED_INSTANCES)])
+        signing = wave("sign", last)
+        step_calls = function_calls(signing)
+        approving = wave("approve", last)
+        step_calls += function_calls(approving)
+        profiled_steps = len(signing) + len(approving)
+        assert profiled_steps == PROFILED_INSTANCES * (signers + 1), profiled_steps
+        return {
+            **rates(count, count * (signers + 1), start_wall, walls, latencies, cpu),
+            "function_calls_per_start": start_calls / PROFILED_INSTANCES,
+            "function_calls_per_completion": step_calls / profiled_steps,
+        }
+    finally:
+        ctx.close()
 
 
 class DriverCounter:
@@ -455,14 +613,27 @@ def _summary(
             {"prefix": f"bench-{label}-%"},
         )
     assert ended == count, (ended, count)
-    completions = count * len(NODES)
+    return {
+        **rates(count, count * len(NODES), start_wall, walls, latencies, cpu),
+        "start_ms_p50": statistics.median(start_lat),
+    }
+
+
+def rates(
+    count: int,
+    completions: int,
+    start_wall: float,
+    walls: list[float],
+    latencies: list[float],
+    cpu: float,
+) -> dict[str, float]:
+    """A xietong workload's rates: ``count`` instances, ``completions`` in the waves."""
     return {
         "task_completions_per_s": completions / sum(walls),
         "instances_per_s": count / (start_wall + sum(walls)),
         "starts_per_s": count / start_wall,
         "step_ms_p50": statistics.median(latencies),
         "step_ms_p95": percentile(latencies, 0.95),
-        "start_ms_p50": statistics.median(start_lat),
         "cpu_ms_per_completion": cpu / completions * 1000,
     }
 
@@ -517,6 +688,32 @@ def statements_per_step(bed: Bed, count: int = 20) -> dict[str, float]:
     }
 
 
+def xietong_function_calls(bed: Bed) -> dict[str, float]:
+    """Function calls (cProfile) per start and per completion, one client, a few more
+    instances of the review workload."""
+    clerk = bed.people["clerk"][0]
+    ids: list[int] = []
+
+    def start(n: int) -> Callable[[], None]:
+        key = f"calls-{n}"
+        return lambda: ids.append(instances.start(bed.ctx, clerk, PROCESS, business_key=key).id)
+
+    start_calls = function_calls([start(n) for n in range(PROFILED_INSTANCES)])
+    total = steps = 0
+    for nodes in WAVES:
+        calls = [
+            (
+                lambda t=task.id, a=bed.people[ROLE_OF[task.node_id]][0]: operations.complete(
+                    bed.ctx, a, t, opinion="同意"
+                )
+            )
+            for task in open_tasks(bed.ctx, ids, nodes)
+        ]
+        total += function_calls(calls)
+        steps += len(calls)
+    return {"start": start_calls / PROFILED_INSTANCES, "completion": total / steps}
+
+
 def sqlite_pragmas(db: Database) -> dict[str, str]:
     with db.engine.connect() as connection:
         raw = connection.connection.driver_connection
@@ -532,6 +729,7 @@ def run_sqlite(tmp: Path, count: int, clients: int) -> dict[str, Any]:
         bed = make_bed(ctx, clients)
         result = bench_xietong(bed, count, clients, "sqlite")
         result["statements"] = statements_per_step(bed)
+        result["function_calls"] = xietong_function_calls(bed)
         result["pragmas"] = sqlite_pragmas(ctx.db)
     finally:
         ctx.close()
@@ -920,17 +1118,59 @@ def spiff_connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     return connection
 
 
-def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SpiffWorkload:
+    """What ``bench_spiff`` runs: a BPMN file, its waves (task spec names completed in
+    each) and the data the start event's task gets (an application's start variables)."""
+
+    bpmn: Path
+    process: str
+    waves: tuple[tuple[str, ...], ...]
+    wave_sizes: tuple[int, ...]  # user-task completions per instance in each wave
+    start_data: dict[str, Any]
+    database: str
+    interleave: bool = False  # a wave's calls ordered task by task across the instances
+
+    @property
+    def per_instance(self) -> int:
+        return sum(self.wave_sizes)
+
+
+REVIEW_SPIFF = SpiffWorkload(
+    BPMN, PROCESS, WAVES, tuple(len(nodes) for nodes in WAVES), {}, "spiff.db"
+)
+
+
+def countersign_spiff(signers: int) -> SpiffWorkload:
+    # SpiffWorkflow names each instance of a multi-instance task "<id> [child]"
+    return SpiffWorkload(
+        COUNTERSIGN_BPMN,
+        COUNTERSIGN,
+        (("sign [child]",), ("approve",)),
+        (signers, 1),
+        {"signers": [f"signer{n}" for n in range(signers)]},
+        "spiff-countersign.db",
+        interleave=True,
+    )
+
+
+def bench_spiff(
+    tmp: Path, count: int, clients: int, workload: SpiffWorkload = REVIEW_SPIFF
+) -> dict[str, Any]:
     from SpiffWorkflow.bpmn import BpmnWorkflow
     from SpiffWorkflow.bpmn.parser import BpmnParser
     from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
     from SpiffWorkflow.util.task import TaskState
 
-    log(f"SpiffWorkflow {version('SpiffWorkflow')}: {count} instances, {clients} clients")
+    log(
+        f"SpiffWorkflow {version('SpiffWorkflow')}, {workload.process}: {count} instances, "
+        f"{clients} clients"
+    )
     parser = BpmnParser()
-    parser.add_bpmn_file(str(BPMN))
-    spec = parser.get_spec(PROCESS)  # parsed once, as a web application would cache it
-    path = tmp / "spiff.db"
+    parser.add_bpmn_file(str(workload.bpmn))
+    # parsed once, as a web application would cache it
+    spec = parser.get_spec(workload.process)
+    path = tmp / workload.database
     setup = spiff_connect(path)
     setup.execute("CREATE TABLE instance (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
     setup.close()
@@ -939,6 +1179,7 @@ def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
     # xietong/kernel/db.py): without it SpiffWorkflow's steps meet in SQLite's busy
     # handler, which sleeps, and lose half their throughput at 8 threads.
     writer = threading.Lock()
+    written: list[int] = []  # bytes of each state a step wrote
 
     def connection() -> tuple[sqlite3.Connection, BpmnWorkflowSerializer]:
         if not hasattr(local, "connection"):
@@ -949,6 +1190,9 @@ def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
     def start() -> None:
         db, serializer = connection()
         workflow = BpmnWorkflow(spec)
+        if workload.start_data:
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.set_data(**workload.start_data)
         workflow.do_engine_steps()
         state = serializer.serialize_json(workflow)
         with writer:
@@ -971,10 +1215,9 @@ def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
                         raise RuntimeError("task not ready")
                     task.run()
                     workflow.do_engine_steps()
-                    db.execute(
-                        "UPDATE instance SET state = ? WHERE id = ?",
-                        (serializer.serialize_json(workflow), instance_id),
-                    )
+                    state = serializer.serialize_json(workflow)
+                    written.append(len(state))
+                    db.execute("UPDATE instance SET state = ? WHERE id = ?", (state, instance_id))
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -986,28 +1229,49 @@ def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
     log(f"  spiff: {count} instances started in {start_wall:.2f} s")
     reader = spiff_connect(path)
     serializer = BpmnWorkflowSerializer()
-    walls: list[float] = []
-    latencies: list[float] = []
-    cpu = 0.0
-    for nodes in WAVES:
-        calls = []
-        for instance_id, state in reader.execute("SELECT id, state FROM instance ORDER BY id"):
+    waves = Waves()
+    last_read: list[str] = []
+
+    def wave_calls(nodes: tuple[str, ...], after: int = 0) -> list[Callable[[], None]]:
+        """The steps of one wave: the ready tasks named ``nodes`` of instances > after."""
+        found: list[tuple[int, int, Callable[[], None]]] = []
+        for instance_id, state in reader.execute(
+            "SELECT id, state FROM instance WHERE id > ? ORDER BY id", (after,)
+        ):
             workflow = serializer.deserialize_json(state)
-            for task in workflow.get_tasks(state=TaskState.READY, manual=True):
-                if task.task_spec.name in nodes:
-                    calls.append(step(instance_id, task.id))
-        assert len(calls) == count * len(nodes), (nodes, len(calls))
-        began_cpu = time.process_time()
-        wall, lat = run_parallel(clients, calls)
-        cpu += time.process_time() - began_cpu
-        walls.append(wall)
-        latencies += lat
-        log(f"  spiff: {'+'.join(nodes)}: {len(calls)} completions, {len(calls) / wall:,.0f}/s")
+            last_read[:] = [state]
+            ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+            for position, task in enumerate(t for t in ready if t.task_spec.name in nodes):
+                found.append((position, instance_id, step(instance_id, task.id)))
+        if workload.interleave:
+            # as xietong's countersign wave: signer by signer, across the instances
+            found.sort(key=lambda item: (item[0], item[1]))
+        return [call for _position, _instance, call in found]
+
+    for wave, nodes in enumerate(workload.waves):
+        calls = wave_calls(nodes)
+        expected = count * workload.wave_sizes[wave]
+        assert len(calls) == expected, (nodes, len(calls), expected)
+        waves.run(clients, calls, f"spiff: {'+'.join(nodes)}")
+    walls, latencies, cpu = waves.walls, waves.latencies, waves.cpu
     completed = sum(
         serializer.deserialize_json(state).is_completed()
         for (state,) in reader.execute("SELECT state FROM instance")
     )
     assert completed == count, (completed, count)
+    # the last instance as read for its last step (re-serialized, as before)
+    state_bytes = len(serializer.serialize_json(serializer.deserialize_json(last_read[0])))
+    # function calls per step (cProfile; a count the machine's load does not move), on
+    # one thread, for a few more instances
+    (last,) = reader.execute("SELECT max(id) FROM instance").fetchone()
+    start_calls = function_calls([start] * PROFILED_INSTANCES)
+    steps = [call for nodes in workload.waves for call in wave_calls(nodes, last)]
+    assert len(steps) == PROFILED_INSTANCES * workload.wave_sizes[0], len(steps)
+    step_calls = function_calls(steps)
+    for nodes in workload.waves[1:]:  # the later waves, now ready
+        more = wave_calls(nodes, last)
+        step_calls += function_calls(more)
+        steps += more
     pragmas = {
         "journal_mode": reader.execute("PRAGMA journal_mode").fetchone()[0].upper(),
         "synchronous": {1: "NORMAL", 2: "FULL"}[
@@ -1015,15 +1279,18 @@ def bench_spiff(tmp: Path, count: int, clients: int) -> dict[str, Any]:
         ],
     }
     reader.close()
-    state_bytes = len(serializer.serialize_json(serializer.deserialize_json(state)))
     return {
-        "task_completions_per_s": count * len(NODES) / sum(walls),
+        "task_completions_per_s": count * workload.per_instance / sum(walls),
         "instances_per_s": count / (start_wall + sum(walls)),
         "step_ms_p50": statistics.median(latencies),
         "step_ms_p95": percentile(latencies, 0.95),
         "pragmas": pragmas,
         "state_bytes": state_bytes,
-        "cpu_ms_per_completion": cpu / (count * len(NODES)) * 1000,
+        "state_bytes_mean_written": statistics.fmean(written),
+        "state_bytes_max_written": max(written),
+        "cpu_ms_per_completion": cpu / (count * workload.per_instance) * 1000,
+        "function_calls_per_start": start_calls / PROFILED_INSTANCES,
+        "function_calls_per_completion": step_calls / len(steps),
     }
 
 
@@ -1063,6 +1330,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"  FULL {full['per_s']:,.0f}/s, NORMAL {normal['per_s']:,.0f}/s")
         spiff = bench_spiff(tmp, args.instances, args.clients)
         sqlite = run_sqlite(tmp, args.instances, args.clients)
+        spiff_cs = cs = None
+        if args.countersign_instances > 0:
+            spiff_cs = bench_spiff(
+                tmp,
+                args.countersign_instances,
+                args.clients,
+                countersign_spiff(args.signers),
+            )
+            cs = bench_countersign_xietong(
+                tmp, args.countersign_instances, args.clients, args.signers
+            )
         pg = (
             run_postgres(
                 tmp,
@@ -1169,6 +1447,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sqlite_commit_ceiling_normal_per_s": round(normal["per_s"], 1),
         "sqlite_commit_normal_ms": round(normal["commit_ms"], 3),
         "ratio_vs_spiffworkflow": round(ratio, 2),
+        "xietong_sqlite_function_calls_per_start": round(sqlite["function_calls"]["start"], 1),
+        "xietong_sqlite_function_calls_per_completion": round(
+            sqlite["function_calls"]["completion"], 1
+        ),
+        "spiffworkflow_function_calls_per_start": round(spiff["function_calls_per_start"], 1),
+        "spiffworkflow_function_calls_per_completion": round(
+            spiff["function_calls_per_completion"], 1
+        ),
+        **countersign_keys(args, cs, spiff_cs),
         "todo_query_p95_ms_1m_open_tasks_postgres": (
             round(todo["p95_ms"], 2) if todo and args.todo_scale >= 1_000_000 else None
         ),
@@ -1206,6 +1493,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     return result
+
+
+def countersign_keys(
+    args: argparse.Namespace, cs: dict[str, Any] | None, spiff: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The second workload's keys (all None when it was skipped)."""
+    keys: dict[str, Any] = {
+        "countersign_bpmn": str(COUNTERSIGN_BPMN.relative_to(ROOT)),
+        "countersign_instances": args.countersign_instances if cs else None,
+        "countersign_signers": args.signers if cs else None,
+    }
+    figures = (
+        "task_completions_per_s",
+        "instances_per_s",
+        "step_ms_p50",
+        "step_ms_p95",
+        "cpu_ms_per_completion",
+        "function_calls_per_start",
+        "function_calls_per_completion",
+    )
+    for prefix, run in (("xietong_sqlite", cs), ("spiffworkflow", spiff)):
+        for figure in figures:
+            value = run[figure] if run else None
+            keys[f"{prefix}_countersign_{figure}"] = (
+                round(value, 2 if "ms" in figure else 1) if value is not None else None
+            )
+    keys["spiffworkflow_countersign_state_bytes_mean_written"] = (
+        round(spiff["state_bytes_mean_written"]) if spiff else None
+    )
+    keys["spiffworkflow_countersign_state_bytes_max_written"] = (
+        spiff["state_bytes_max_written"] if spiff else None
+    )
+    keys["ratio_vs_spiffworkflow_countersign"] = (
+        round(cs["task_completions_per_s"] / spiff["task_completions_per_s"], 2)
+        if cs and spiff
+        else None
+    )
+    return keys
 
 
 def table(result: dict[str, Any]) -> str:
@@ -1262,6 +1587,27 @@ def table(result: dict[str, Any]) -> str:
         f"ratio vs SpiffWorkflow: {result['ratio_vs_spiffworkflow']}× "
         f"(target ≥ {TARGET_RATIO}×: {'met' if met['ratio_vs_spiffworkflow'] else 'NOT met'})",
     ]
+    if result["countersign_instances"]:
+        lines += [
+            "",
+            f"second workload, {result['countersign_bpmn']}: {result['countersign_instances']} "
+            f"instances, a 会签 of {result['countersign_signers']} signers then 审批 (SQLite)",
+        ]
+        for label, prefix in (
+            ("xietong", "xietong_sqlite_countersign"),
+            ("SpiffWorkflow", "spiffworkflow_countersign"),
+        ):
+            lines.append(
+                f"  {label:<14} {fmt(result[f'{prefix}_task_completions_per_s'])} completions/s, "
+                f"p50 {fmt(result[f'{prefix}_step_ms_p50'])} ms, "
+                f"CPU {fmt(result[f'{prefix}_cpu_ms_per_completion'])} ms, "
+                f"{fmt(result[f'{prefix}_function_calls_per_completion'])} calls per completion"
+            )
+        lines.append(
+            f"  ratio vs SpiffWorkflow: {result['ratio_vs_spiffworkflow_countersign']}× "
+            "(SpiffWorkflow's state: "
+            f"{result['spiffworkflow_countersign_state_bytes_mean_written']} bytes per step)"
+        )
     for key, label, target in (
         ("xietong_postgres_task_completions_per_s", "PostgreSQL completions/s", "≥ 1,000/s"),
         ("todo_query_p95_ms_1m_open_tasks_postgres", "todo p95 at 1M", "≤ 20 ms"),
@@ -1289,6 +1635,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--todo-users", type=int, default=100, help="users whose todo is timed")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument(
+        "--countersign-instances",
+        type=int,
+        default=COUNTERSIGN_INSTANCES,
+        help="instances of the second workload, a 会签 then 审批, on SQLite (0 skips it)",
+    )
+    parser.add_argument(
+        "--signers", type=int, default=COUNTERSIGN_SIGNERS, help="signers of that 会签"
+    )
+    parser.add_argument(
         "--pg-processes",
         type=int,
         default=4,
@@ -1300,6 +1655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.pg_instances = 2 * args.instances
     if args.instances < 1 or args.clients < 1:
         parser.error("need --instances >= 1 and --clients >= 1")
+    if args.countersign_instances < 0 or args.signers < 1:
+        parser.error("need --countersign-instances >= 0 and --signers >= 1")
     result = run(args)
     print(json.dumps(result, ensure_ascii=False) if args.json else table(result))
     return 0

@@ -179,9 +179,13 @@ class PlainInsert:
 
     def convert(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """Python values to the driver's, as the ORM converts them; None stays SQL NULL."""
+        # list comprehensions, not generators: these run for every value of every row
+        # a command writes, and resuming a generator per value cost more than the work
         return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip(row, self.processors, strict=True)
+            [
+                value if process is None or value is None else process(value)
+                for value, process in zip(row, self.processors, strict=True)
+            ]
         )
 
 
@@ -221,7 +225,7 @@ def insert_statements(
     return [
         (
             prepared.head + ", ".join([prepared.one_row] * len(chunk)),
-            tuple(value for row in chunk for value in row),
+            tuple([value for row in chunk for value in row]),
         )
         for chunk in (
             converted[start : start + _ROWS_PER_STATEMENT]

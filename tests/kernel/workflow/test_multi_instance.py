@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from xietong.kernel.errors import Conflict, Forbidden, NotFound
-from xietong.kernel.workflow import operations, signers
+from xietong.kernel.workflow import definitions, operations, signers
+from xietong.kernel.workflow import tasks as task_rules
 from xietong.kernel.workflow.model import ProcessGraph
 
 from .conftest import Flowbed, graph, node, task
@@ -207,3 +210,41 @@ def test_removing_the_undecided_signer_decides_the_countersign(bed: Flowbed) -> 
     # rev3 is the last undecided signer: refused even for a manager
     with pytest.raises(Conflict):
         signers.remove_signer(bed.ctx, bed.actor("head"), rev3.id)
+
+
+def test_the_benchmarks_countersign_file_runs_as_a_countersign(bed: Flowbed) -> None:
+    """tests/data/workflow/countersign.bpmn (bench/workflow.py's second workload, also
+    run by SpiffWorkflow): the signers come from the start variables; every signer must
+    approve before 审批, and the instance ends after it."""
+    source = Path(__file__).parents[2] / "data" / "workflow" / "countersign.bpmn"
+    definitions.deploy(bed.ctx, bed.op, source.read_text(encoding="utf-8"), "bpmn")
+    started = bed.start("countersign", "boss", {"signers": ["rev1", "rev2", "rev3"]})
+    assert len(bed.tasks(started.id)) == 3
+    for user in ("rev3", "rev1"):
+        _do(bed, started.id, user)
+        assert bed.waiting_nodes(started.id) == ["sign"]
+    _do(bed, started.id, "rev2")
+    approval = bed.open_task(started.id, "approve")
+    operations.complete(bed.ctx, bed.actor("boss"), approval.id)
+    assert bed.instance(started.id).instance.status == "completed"
+
+
+def test_a_countersign_approval_that_decides_nothing_does_not_read_the_group(
+    bed: Flowbed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The common step of a large 会签 — an approval with other signers still to go —
+    is decided from counts (``tasks._still_waiting``); the group's tasks are read only
+    for the approval that decides, so a step's cost does not grow with the signers."""
+    reads: list[int] = []
+    real = task_rules.group_tasks
+    monkeypatch.setattr(
+        task_rules, "group_tasks", lambda run, group: reads.append(group) or real(run, group)
+    )
+    bed.deploy(routed("all", signer_node("sign", "countersign_all", "rev1,rev2,rev3")))
+    started = bed.start("all")
+    _do(bed, started.id, "rev2")
+    _do(bed, started.id, "rev1")
+    assert reads == [] and bed.waiting_nodes(started.id) == ["sign"]
+    _do(bed, started.id, "rev3")
+    assert len(reads) == 1
+    assert bed.waiting_nodes(started.id) == ["yes"]

@@ -10,15 +10,16 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy.orm.identity import IdentityMap
 from sqlalchemy.types import TypeEngine
 
 from xietong.kernel.access import operator_actor
 from xietong.kernel.errors import Conflict
 from xietong.kernel.uow import UnitOfWork
-from xietong.kernel.workflow import _rows, operations
+from xietong.kernel.workflow import _ops, _rows, operations
 from xietong.kernel.workflow._ops import load_task
 from xietong.kernel.workflow._run import Run
-from xietong.kernel.workflow.store import WfTask, WfToken
+from xietong.kernel.workflow.store import WfInstance, WfTask, WfToken
 
 from .conftest import Flowbed, line, task
 
@@ -44,6 +45,13 @@ def test_the_private_sqlalchemy_names_used_still_exist() -> None:
     assert callable(process)
     assert list(signature(process).parameters) == ["self", "dialect"]
     assert String()._cached_bind_processor(sqlite.dialect()) is None
+    # reading rows (_rows.load_rows, add_new) as the ORM's loader builds objects
+    result = getattr(TypeEngine, "_cached_result_processor", None)
+    assert callable(result)
+    assert list(signature(result).parameters) == ["self", "dialect", "coltype"]
+    assert callable(getattr(IdentityMap, "_add_unpresent", None))
+    assert callable(sa_inspect(WfTask).class_manager.new_instance)
+    assert isinstance(Session().hash_key, int)
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["register_persistent", "public"])
@@ -108,3 +116,70 @@ def test_a_stale_version_is_a_conflict_and_changes_nothing(bed: Flowbed) -> None
     assert bed.audit_size() == size
     (open_task,) = bed.tasks(instance_id)
     assert open_task.id == task_id and open_task.opinion is None and open_task.version == 1
+
+
+def _columns(row: object) -> dict[str, object]:
+    return {key: value for key, value in vars(row).items() if not key.startswith("_")}
+
+
+def test_rows_read_through_the_driver_equal_the_orms_and_are_tracked(bed: Flowbed) -> None:
+    """``_rows.load_rows`` makes the objects the ORM's loader would: the same values (JSON,
+    UTC datetimes, booleans, floats converted), persistent, unmodified, in the identity
+    map; a later change is tracked and written like any other."""
+    instance_id, task_id = _instance_with_task(bed)
+    with bed.ctx.db.read() as session:
+        expected = session.execute(
+            select(WfTask, WfInstance, WfToken)
+            .join(WfInstance, WfInstance.id == WfTask.instance_id)
+            .join(WfToken, WfToken.id == WfTask.token_id)
+            .where(WfTask.id == task_id)
+        ).one()
+        expected_values = [_columns(row) for row in expected]
+    with UnitOfWork(bed.ctx, bed.actor("rev1")) as uow:
+        run = Run(uow)
+        state, row = load_task(run, task_id)
+        token = uow.session.get(WfToken, row.token_id)
+        loaded = (row, state.row, token)
+        assert [_columns(item) for item in loaded] == expected_values
+        for item in loaded:
+            item_state = sa_inspect(item)
+            assert item_state.persistent and not item_state.modified
+            assert uow.session.get(type(item), item.id) is item
+        assert row.created_at.tzinfo is not None and isinstance(token.state, dict)
+        # a row the session holds comes back as that object; refresh=True refuses it
+        sql = _rows.reader_sql(
+            uow.session.connection().dialect,
+            (WfTask,),
+            "SELECT {0} FROM wf_task AS c0 WHERE c0.id = ?",
+        )
+        assert _rows.load_rows(uow.session, (WfTask,), sql, (task_id,))[0][0] is row
+        with pytest.raises(_rows.Known):
+            _rows.load_rows(uow.session, (WfTask,), sql, (task_id,), refresh=True)
+        row.opinion = "改"
+        assert row in uow.session.dirty
+    with bed.ctx.db.read() as session:  # rolled back: nothing written
+        assert session.get(WfTask, task_id).opinion is None
+    assert bed.instance(instance_id).instance.status == "running"
+
+
+def test_load_task_with_rows_held_or_changes_pending_reads_through_the_orm(
+    bed: Flowbed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver read never sees past what the ORM would: a session holding the row, or
+    with unflushed changes (which the ORM's query flushes first), reads through the ORM."""
+    _instance_id, task_id = _instance_with_task(bed)
+    orm_reads: list[int] = []
+    real = _ops._load_task_orm
+    monkeypatch.setattr(
+        _ops, "_load_task_orm", lambda run, task: orm_reads.append(task) or real(run, task)
+    )
+    with UnitOfWork(bed.ctx, bed.actor("rev1")) as uow:
+        load_task(Run(uow), task_id)
+        assert orm_reads == []  # a fresh step: through the driver
+    with UnitOfWork(bed.ctx, bed.actor("rev1")) as uow:
+        held = uow.session.get(WfTask, task_id)
+        assert held is not None
+        held.opinion = "内存中的"  # autoflushed by the ORM's query, then read back
+        _state, row = load_task(Run(uow), task_id)
+        assert row is held and row.opinion == "内存中的"
+        assert orm_reads == [task_id]

@@ -9,6 +9,8 @@ every UPDATE of a task is ``… WHERE id = ? AND version = ?``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -18,9 +20,17 @@ from xietong.kernel.errors import Conflict, Forbidden, NotFound
 from xietong.kernel.org.delegation import active_delegates_for
 from xietong.kernel.workflow import runtime
 from xietong.kernel.workflow import tasks as task_rules
+from xietong.kernel.workflow._rows import (
+    Known,
+    connection_of,
+    load_rows,
+    placeholder,
+    plain_rows,
+    reader,
+)
 from xietong.kernel.workflow._run import InstanceState, Run, write_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCompleted
-from xietong.kernel.workflow.store import WfInstance, WfTask, WfTaskCandidate, WfToken
+from xietong.kernel.workflow.store import WfInstance, WfTask, WfToken
 
 _STATUS_ERRORS = {
     "completed": ("任务已办结", "The task is already completed", "task_already_completed"),
@@ -58,24 +68,83 @@ _TASK_WITH_TOKEN = (
     .where(WfTask.id == bindparam("task"))
     .execution_options(populate_existing=True)
 )
-_CANDIDATES = select(
-    WfTaskCandidate.user_id, WfTaskCandidate.department_id, WfTaskCandidate.role
-).where(WfTaskCandidate.task_id == bindparam("task"))
+_CANDIDATES_SQL = "SELECT user_id, department_id, role FROM wf_task_candidate WHERE task_id = ?"
 
 
 def load_task(run: Run, task_id: int) -> tuple[InstanceState, WfTask]:
     """The task (with its token) and its instance, in one query after the lock."""
-    params = {"task": task_id}
+    session = run.session
+    if not (session.new or session.dirty or session.deleted):
+        try:
+            return _load_task_rows(run, task_id)
+        except Known:  # already in the session (read earlier in this step)
+            pass
+    # through the ORM, which flushes pending changes first and refreshes held rows
+    return _load_task_orm(run, task_id)
+
+
+def _task_sql(dialect: Any) -> tuple[str, str, str]:
+    """(SQLite's joined read, PostgreSQL's instance lock, its task-and-token read)."""
+    found = _TASK_SQL.get(dialect.name)
+    if found is None:
+        mark = placeholder(dialect)
+        task, instance, token = (reader(dialect, cls) for cls in (WfTask, WfInstance, WfToken))
+        joined = (
+            f"SELECT {task.select_list('t')}, {instance.select_list('i')}, "
+            f"{token.select_list('k')} FROM wf_task AS t "
+            "JOIN wf_instance AS i ON i.id = t.instance_id "
+            f"JOIN wf_token AS k ON k.id = t.token_id WHERE t.id = {mark}"
+        )
+        lock = (
+            f"SELECT {instance.select_list('i')} FROM wf_instance AS i WHERE i.id = "
+            f"(SELECT instance_id FROM wf_task WHERE id = {mark}) FOR UPDATE"
+        )
+        with_token = (
+            f"SELECT {task.select_list('t')}, {token.select_list('k')} FROM wf_task AS t "
+            f"JOIN wf_token AS k ON k.id = t.token_id WHERE t.id = {mark}"
+        )
+        found = _TASK_SQL[dialect.name] = (joined, lock, with_token)
+    return found
+
+
+_TASK_SQL: dict[str, tuple[str, str, str]] = {}
+
+
+def _load_task_rows(run: Run, task_id: int) -> tuple[InstanceState, WfTask]:
+    session = run.session
+    joined, lock, with_token = _task_sql(connection_of(session).dialect)
+    params = (task_id,)
     if run.ctx.db.is_sqlite:
         # The write transaction began with SQLite's write lock: one joined read is current.
+        rows = load_rows(session, (WfTask, WfInstance, WfToken), joined, params, refresh=True)
+        if not rows:
+            raise NotFound.of("任务", "Task", task_id)
+        task, instance, _token = rows[0]
+        run.held += rows[0]  # the token too: the identity map holds rows weakly
+        return run.loaded(instance), task
+    # PostgreSQL: lock the task's instance row first, then read the task (and its token)
+    # as it is after every earlier step of the instance committed.
+    locked = load_rows(session, (WfInstance,), lock, params, refresh=True)
+    if not locked:
+        raise NotFound.of("任务", "Task", task_id)
+    run.held.append(locked[0][0])
+    state = run.loaded(locked[0][0])
+    rows = load_rows(session, (WfTask, WfToken), with_token, params, refresh=True)
+    if not rows:
+        raise NotFound.of("任务", "Task", task_id)
+    run.held += rows[0]
+    return state, rows[0][0]
+
+
+def _load_task_orm(run: Run, task_id: int) -> tuple[InstanceState, WfTask]:
+    params = {"task": task_id}
+    if run.ctx.db.is_sqlite:
         row = run.session.execute(_TASK_WITH_INSTANCE, params).first()
         if row is None:
             raise NotFound.of("任务", "Task", task_id)
         task, instance, token = row
         run.held.append(token)
         return run.loaded(instance), task
-    # PostgreSQL: lock the task's instance row first, then read the task (and its token)
-    # as it is after every earlier step of the instance committed.
     instance = run.session.scalars(_LOCK_INSTANCE_OF_TASK, params).first()
     if instance is None:
         raise NotFound.of("任务", "Task", task_id)
@@ -113,7 +182,8 @@ def is_candidate(session: Session, actor: Actor, task: WfTask) -> bool:
     if actor.kind != "user" or actor.id is None or task.assignee_id is not None:
         return False
     write_candidates(session)  # a task made earlier in this step: its candidates first
-    for user_id, department_id, role in session.execute(_CANDIDATES, {"task": task.id}):
+    rows = plain_rows(session, _CANDIDATES_SQL, (task.id,))
+    for user_id, department_id, role in rows:
         if user_id is not None and user_id == actor.id:
             return True
         if user_id is None and department_id is not None:
@@ -185,7 +255,11 @@ def finish_task(
     # version race still becomes a Conflict); the instance row lock taken by
     # ``load_task`` already serialises the steps of one instance
     run.set_variables(state, variables or {})
-    token = run.session.get(WfToken, task.token_id)
+    # the token came with the task (load_task): the identity map has it, and looking
+    # there costs a fraction of Session.get
+    token = run.session.identity_map.get((WfToken, (task.token_id,), None))
+    if token is None:
+        token = run.session.get(WfToken, task.token_id)
     assert token is not None
     run.history(
         state,
@@ -220,7 +294,7 @@ def conclude(
     """After a group decided: publish the outcome as variables and move the token on."""
     if decision is None:
         return
-    run.set_variables(state, {f"{node_id}_outcome": decision, "outcome": decision})
+    run.set_variables(state, {f"{node_id}_outcome": decision, "outcome": decision}, checked=True)
     if token.state.get("mode"):
         run.history(state, "node.decided", node_id=node_id, token=token, outcome=decision)
     run.origin_task_id = origin_task_id

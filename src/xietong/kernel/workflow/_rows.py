@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, inspect
-from sqlalchemy.orm import Session, make_transient, make_transient_to_detached
-from sqlalchemy.orm.attributes import NO_VALUE
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, configure_mappers, make_transient, make_transient_to_detached
+from sqlalchemy.orm.attributes import NO_VALUE, instance_state
 
 from xietong.kernel.db import Batch, Processor
 from xietong.kernel.workflow.store import WfFork, WfInstance, WfTask, WfToken
@@ -176,7 +177,7 @@ def _insert_values(shape: _Shape, item: Any) -> tuple[Any, ...]:
             # as the ORM does on INSERT: a column left unset (or None) gets its default,
             # which is also set on the object
             values[key] = default()
-    return tuple(values.get(key) for key in shape.keys)
+    return tuple([values.get(key) for key in shape.keys])
 
 
 def _queue_update(dialect: Any, batch: Batch, shape: _Shape, item: Any) -> None:
@@ -214,3 +215,187 @@ def _queue_update(dialect: Any, batch: Batch, shape: _Shape, item: Any) -> None:
         params.append(old)
         item.__dict__[key] = old + 1  # settled with the rest: the row's new version
     batch.add(sql, tuple(params), expect=1)
+
+
+# --- reading the engine's rows without the ORM's query machinery ------------------------
+#
+# A step reads a few rows by key (the task, its instance and token; the live tokens and
+# the group's tasks at a join or a multi-instance node). Through ``Session.execute`` each
+# such read cost more than the query itself on SQLite: statement caching and
+# compilation lookup, execution context, result metadata, the loading machinery. Here
+# the SQL is written once per dialect, runs on the driver's connection, and each row
+# becomes an object exactly as the ORM's loader makes one for a row it has not seen:
+# a new instance with its identity key, attached to the session's identity map, its
+# columns converted by the columns' own result processors and committed (unmodified).
+
+
+_CONNECTION_KEY = "xietong.workflow.connection"
+
+
+def connection_of(session: Session) -> Connection:
+    """``session.connection()``, kept for the transaction: a step asks for it a dozen
+    times, and each ``Session.connection`` call walks the session's transaction state."""
+    held = session.info.get(_CONNECTION_KEY)
+    transaction = session.get_transaction()
+    if held is not None and held[0] is transaction and transaction is not None:
+        return held[1]
+    connection = session.connection()
+    session.info[_CONNECTION_KEY] = (session.get_transaction(), connection)
+    return connection
+
+
+class _Reader:
+    """SELECT list and result processors of one engine table, for one dialect."""
+
+    def __init__(self, cls: type[Any], dialect: Any) -> None:
+        shape = _shape(cls)
+        self.cls = cls
+        self.mapper = inspect(cls)
+        self.manager = self.mapper.class_manager
+        self.keys = shape.keys
+        self.width = len(shape.columns)
+        self.quoted = [dialect.identifier_preparer.quote(name) for name in shape.columns]
+        self.dialect = dialect
+        self.types = [column.type for column in shape.table.columns]
+        # set from the first result's description: some processors depend on the type
+        # the driver reports (PostgreSQL's numeric types)
+        self.processors: list[Processor] | None = None
+        self.id_at = shape.position["id"]
+
+    def select_list(self, alias: str) -> str:
+        return ", ".join(f"{alias}.{name}" for name in self.quoted)
+
+
+_READERS: dict[tuple[str, type[Any]], _Reader] = {}
+
+
+def reader(dialect: Any, cls: type[Any]) -> _Reader:
+    key = (dialect.name, cls)
+    found = _READERS.get(key)
+    if found is None:
+        found = _READERS[key] = _Reader(cls, dialect)
+    return found
+
+
+class Known(Exception):
+    """A row read is already in the session: the caller reads it through the ORM."""
+
+
+def load_rows(
+    session: Session,
+    classes: tuple[type[Any], ...],
+    sql: str,
+    params: tuple[Any, ...],
+    *,
+    refresh: bool = False,
+) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (its columns: each class's ``select_list`` in turn) on the driver and
+    return one tuple of objects per row.
+
+    A row whose object the session already holds gives that object, unchanged (as an
+    ORM query without ``populate_existing``); with ``refresh`` (the ORM's
+    ``populate_existing``), such a row raises ``Known`` instead, and the caller reads
+    through the ORM, which knows how to overwrite an object in use.
+    """
+    connection = connection_of(session)
+    dialect = connection.dialect
+    readers = [reader(dialect, cls) for cls in classes]
+    cursor = connection.connection.driver_connection.execute(sql, params)
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    start = 0
+    for read in readers:
+        if read.processors is None:
+            described = cursor.description[start : start + read.width]
+            read.processors = [
+                kind._cached_result_processor(dialect, column[1])
+                for kind, column in zip(read.types, described, strict=True)
+            ]
+        start += read.width
+    identity_map = session.identity_map
+    session_id = session.hash_key
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        objects = []
+        start = 0
+        for read in readers:
+            end = start + read.width
+            row_id = row[start + read.id_at]
+            key = (read.cls, (row_id,), None)
+            found = identity_map.get(key)
+            if found is not None:
+                if refresh:
+                    raise Known(key)
+                objects.append(found)
+                start = end
+                continue
+            instance = read.manager.new_instance()
+            state = instance_state(instance)
+            values = state.dict
+            processors = read.processors
+            assert processors is not None
+            for name, process, value in zip(read.keys, processors, row[start:end], strict=True):
+                values[name] = value if process is None or value is None else process(value)
+            state.key = key
+            state.identity_token = None
+            state.session_id = session_id
+            identity_map._add_unpresent(state, key)
+            objects.append(instance)
+            start = end
+        out.append(tuple(objects))
+    return out
+
+
+def placeholder(dialect: Any) -> str:
+    return _PLACEHOLDERS[dialect.paramstyle]
+
+
+_PLAIN: dict[tuple[str, str], str] = {}
+_TEMPLATES: dict[tuple[str, str], str] = {}
+
+
+def plain_rows(session: Session, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows of plain columns (ints, strings) read on the driver's connection.
+
+    ``sql`` is written with ``?`` placeholders; on a ``%s`` driver they are swapped
+    once per statement. Only for columns whose driver values are already what the
+    engine compares (no result processor: ids, strings).
+    """
+    connection = connection_of(session)
+    dialect = connection.dialect
+    key = (dialect.paramstyle, sql)
+    text = _PLAIN.get(key)
+    if text is None:
+        text = _PLAIN[key] = sql.replace("?", _PLACEHOLDERS[dialect.paramstyle])
+    return connection.connection.driver_connection.execute(text, params).fetchall()
+
+
+def reader_sql(dialect: Any, classes: tuple[type[Any], ...], template: str) -> str:
+    """``template`` with ``{0}``, ``{1}`` … the select lists of ``classes`` (aliases
+    ``c0``, ``c1`` …) and ``?`` placeholders in the dialect's style; built once."""
+    key = (dialect.name, template)  # the select lists quote names as the dialect does
+    text = _TEMPLATES.get(key)
+    if text is None:
+        lists = [reader(dialect, cls).select_list(f"c{n}") for n, cls in enumerate(classes)]
+        text = template.format(*lists).replace("?", _PLACEHOLDERS[dialect.paramstyle])
+        _TEMPLATES[key] = text
+    return text
+
+
+_CONFIGURED: set[type[Any]] = set()
+
+
+def add_new(session: Session, cls: type[Any], values: dict[str, Any]) -> Any:
+    """A new engine row, added to the session: ``session.add(cls(**values))`` without
+    the constructor's instrumented ``setattr`` per column (half the cost of a new row
+    here). The values go straight into the object's state, as the ORM's own loader
+    fills it; a new object has no history to record, and ``queue_rows`` writes it from
+    that state."""
+    if cls not in _CONFIGURED:
+        configure_mappers()  # what the first construction of any mapped class does
+        _CONFIGURED.add(cls)
+    instance = inspect(cls).class_manager.new_instance()
+    instance_state(instance).dict.update(values)
+    session.add(instance)
+    return instance

@@ -24,7 +24,7 @@ from xietong.kernel.context import Context
 from xietong.kernel.db import Batch, StaleRow, insert_rows, plain_insert
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
-from xietong.kernel.workflow._rows import queue_rows
+from xietong.kernel.workflow._rows import connection_of, queue_rows
 from xietong.kernel.workflow.definitions import graph_by_id
 from xietong.kernel.workflow.model import ProcessGraph
 from xietong.kernel.workflow.store import (
@@ -165,14 +165,20 @@ class Run:
             state._variables.update(state.changed)
         return state._variables
 
-    def set_variables(self, state: InstanceState, values: Mapping[str, Any]) -> None:
-        """Set variables without reading the others (most steps only write outcomes)."""
+    def set_variables(
+        self, state: InstanceState, values: Mapping[str, Any], *, checked: bool = False
+    ) -> None:
+        """Set variables without reading the others (most steps only write outcomes).
+
+        ``checked``: the engine's own values (a node's outcome), known to be valid;
+        anything from outside is checked (names, JSON, size) first."""
         if not values:
             return
-        checked = check_variables(values)
-        state.changed.update(checked)
+        if not checked:
+            values = check_variables(values)
+        state.changed.update(values)
         if state._variables is not None:
-            state._variables.update(checked)
+            state._variables.update(values)
 
     # -- history --
 
@@ -218,7 +224,7 @@ class Run:
         Conflict. A step's task and token rows are written once, here or at ``finish``:
         the engine reads what the step changed from the session, not back from the
         database (``tokens.live_tokens``, ``tasks.group_tasks``)."""
-        self._write(Batch(self.session.connection()))
+        self._write(Batch(connection_of(self.session)))
 
     def finish(self) -> None:
         """Write what is pending; call just before ``uow.commit()``.
@@ -227,7 +233,7 @@ class Run:
         go in one batch — one round trip on PostgreSQL — in that order: instances
         first, since variables and history refer to them.
         """
-        batch = Batch(self.session.connection())
+        batch = Batch(connection_of(self.session))
         rows = self.session.info.pop(_CANDIDATES_KEY, None)
         if rows:
             batch.add_rows(WfTaskCandidate.__table__, _CANDIDATE, rows)
@@ -278,7 +284,7 @@ class _IdSource:
     """
 
     def __init__(self, session: Session) -> None:
-        self.connection = session.connection()
+        self.connection = connection_of(session)
         self.sqlite = self.connection.dialect.name == "sqlite"
         self.free: dict[str, list[int]] = {table: [] for table in ID_TABLES}
         self.next: dict[str, int] = {}
@@ -325,7 +331,7 @@ def write_candidates(session: Session) -> None:
     rows = session.info.pop(_CANDIDATES_KEY, None)
     if rows:
         session.flush()
-        insert_rows(session.connection(), WfTaskCandidate.__table__, _CANDIDATE, rows)
+        insert_rows(connection_of(session), WfTaskCandidate.__table__, _CANDIDATE, rows)
 
 
 def _id_source(session: Session) -> _IdSource:

@@ -11,7 +11,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from xietong.kernel.context import Context
 from xietong.kernel.db import Database
 from xietong.kernel.errors import Conflict, InvalidInput, NotFound
 from xietong.kernel.uow import UnitOfWork
+from xietong.kernel.workflow._rows import plain_rows
 from xietong.kernel.workflow.events import MODULE, DefinitionDeployed
 from xietong.kernel.workflow.model import ProcessGraph
 from xietong.kernel.workflow.store import WfDefinition
@@ -193,6 +194,28 @@ def latest_definition(session: Session, key: str) -> WfDefinition:
     if row is None:
         raise NotFound.of("流程定义", "Process definition", key)
     return row
+
+
+class DefinitionRef(NamedTuple):
+    """What starting an instance needs of a definition: no ORM object, no source."""
+
+    id: int
+    key: str
+    version: int
+
+
+_LATEST_REF = (
+    "SELECT id, key, version FROM wf_definition WHERE key = ? ORDER BY version DESC LIMIT 1"
+)
+
+
+def latest_ref(session: Session, key: str) -> DefinitionRef:
+    """``latest_definition``'s id, key and version, as one plain read (every start
+    asks; the parsed graph comes from the cache by id)."""
+    rows = plain_rows(session, _LATEST_REF, (key,))
+    if not rows:
+        raise NotFound.of("流程定义", "Process definition", key)
+    return DefinitionRef(*rows[0])
 
 
 def find_definition(session: Session, key: str, version: int) -> WfDefinition:

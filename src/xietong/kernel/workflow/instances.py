@@ -15,9 +15,11 @@ from xietong.kernel.uow import UnitOfWork
 from xietong.kernel.workflow import runtime, tokens
 from xietong.kernel.workflow._run import InstanceState, Run, check_variables
 from xietong.kernel.workflow.definitions import (
+    DefinitionRef,
     find_definition,
+    graph_by_id,
     graph_of,
-    latest_definition,
+    latest_ref,
 )
 from xietong.kernel.workflow.events import MODULE, InstanceResumed, InstanceSuspended
 from xietong.kernel.workflow.store import (
@@ -72,18 +74,22 @@ def start(
         raise InvalidInput("业务编号过长", "Business key too long", code="invalid_business_key")
     with UnitOfWork(ctx, actor) as uow:
         run = Run(uow)
+        definition: WfDefinition | DefinitionRef
         if definition_id is not None:
-            definition = run.session.get(WfDefinition, definition_id)
-            if definition is None:
+            found = run.session.get(WfDefinition, definition_id)
+            if found is None:
                 raise NotFound.of("流程定义", "Process definition", definition_id)
+            definition = found
+            graph = graph_of(ctx.db, found)
         elif key:
-            definition = latest_definition(run.session, key)
+            definition = latest_ref(run.session, key)
+            graph = graph_by_id(ctx.db, run.session, definition.id)
         else:
             raise InvalidInput("请指定流程", "Give a process key", code="no_process")
         state = runtime.start_instance(
             run,
             definition,
-            graph_of(ctx.db, definition),
+            graph,
             variables=values,
             business_key=business_key,
             department_id=department_id,

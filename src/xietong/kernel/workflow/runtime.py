@@ -19,6 +19,7 @@ from xietong.kernel.bus import cancel_job, schedule_job
 from xietong.kernel.errors import InvalidInput
 from xietong.kernel.workflow import tasks as task_rules
 from xietong.kernel.workflow._durations import due_at
+from xietong.kernel.workflow._rows import add_new
 from xietong.kernel.workflow._run import (
     JOB_SERVICE,
     JOB_TIMEOUT,
@@ -26,7 +27,7 @@ from xietong.kernel.workflow._run import (
     InstanceState,
     Run,
 )
-from xietong.kernel.workflow.definitions import graph_of, latest_definition
+from xietong.kernel.workflow.definitions import DefinitionRef, graph_of, latest_definition
 from xietong.kernel.workflow.events import (
     MODULE,
     InstanceCompleted,
@@ -59,7 +60,7 @@ GATEWAYS = ("exclusive", "parallel", "inclusive")
 
 def start_instance(
     run: Run,
-    definition: WfDefinition,
+    definition: WfDefinition | DefinitionRef,
     graph: ProcessGraph,
     *,
     variables: dict[str, object],
@@ -68,20 +69,23 @@ def start_instance(
     parent: tuple[int, int] | None = None,
 ) -> InstanceState:
     now = clock.now()
-    row = WfInstance(
-        id=run.new_id("wf_instance"),
-        definition_id=definition.id,
-        process_key=definition.key,
-        business_key=business_key,
-        status="running",
-        department_id=department_id,
-        started_by=run.actor.label,
-        started_by_user_id=run.user_id,
-        started_at=now,
-        parent_instance_id=parent[0] if parent else None,
-        parent_token_id=parent[1] if parent else None,
+    row: WfInstance = add_new(
+        run.session,
+        WfInstance,
+        {
+            "id": run.new_id("wf_instance"),
+            "definition_id": definition.id,
+            "process_key": definition.key,
+            "business_key": business_key,
+            "status": "running",
+            "department_id": department_id,
+            "started_by": run.actor.label,
+            "started_by_user_id": run.user_id,
+            "started_at": now,
+            "parent_instance_id": parent[0] if parent else None,
+            "parent_token_id": parent[1] if parent else None,
+        },
     )
-    run.session.add(row)
     state = run.adopt(row, graph)
     if run.actor.kind == "user" and "starter" not in variables:
         variables = {"starter": run.actor.name, **variables}
@@ -346,19 +350,23 @@ def leave(run: Run, state: InstanceState, token: WfToken) -> list[WfToken]:
         _move(token, flows[0])
         return [token]
     # one branch row per outgoing flow; the split is named by the token that entered
+    now = clock.now()
     branches = [
-        WfFork(
-            id=run.new_id("wf_fork"),
-            instance_id=state.row.id,
-            node_id=node.id,
-            split_id=token.id,
-            parent_fork_id=token.fork_id,
-            branches=len(flows),
-            created_at=clock.now(),
+        add_new(
+            run.session,
+            WfFork,
+            {
+                "id": run.new_id("wf_fork"),
+                "instance_id": state.row.id,
+                "node_id": node.id,
+                "split_id": token.id,
+                "parent_fork_id": token.fork_id,
+                "branches": len(flows),
+                "created_at": now,
+            },
         )
         for _flow in flows
     ]
-    run.session.add_all(branches)
     end_token(token, "done")
     return [
         new_token(run, state, flow.target, fork_id=branch.id, via=flow.id)

@@ -25,13 +25,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from xietong.kernel import clock
 from xietong.kernel.bus import schedule_job
 from xietong.kernel.errors import InvalidInput, NotFound
 from xietong.kernel.org.models import Department, User
 from xietong.kernel.workflow._durations import after_working_days
+from xietong.kernel.workflow._rows import add_new, connection_of, load_rows, plain_rows, reader_sql
 from xietong.kernel.workflow._run import JOB_TIMEOUT, InstanceState, Run, add_candidates
 from xietong.kernel.workflow.events import MODULE, TaskCreated
 from xietong.kernel.workflow.expressions import compile_expression, is_expression
@@ -100,20 +101,24 @@ def _department(run: Run, state: InstanceState, node: Node) -> int | None:
 def new_task(run: Run, state: InstanceState, token: WfToken, node: Node, **values: Any) -> WfTask:
     values.setdefault("status", "open")
     values.setdefault("previous_task_id", run.origin_task_id)
-    task = WfTask(
-        id=run.new_id("wf_task"),
-        instance_id=state.row.id,
-        token_id=token.id,
-        process_key=state.row.process_key,
-        business_key=state.row.business_key,
-        node_id=node.id,
-        name=(node.name or node.id)[:300],
-        group_id=token.state.get("group", token.id),
-        created_at=clock.now(),
-        attachments=[],
-        **values,
+    row = state.row
+    task: WfTask = add_new(
+        run.session,
+        WfTask,
+        {
+            "id": run.new_id("wf_task"),
+            "instance_id": row.id,
+            "token_id": token.id,
+            "process_key": row.process_key,
+            "business_key": row.business_key,
+            "node_id": node.id,
+            "name": (node.name or node.id)[:300],
+            "group_id": token.state.get("group", token.id),
+            "created_at": clock.now(),
+            "attachments": [],
+            **values,
+        },
     )
-    run.session.add(task)
     # how many tasks the token's group has: a group of one (a plain task nobody added
     # signers to) decides on its own completion without reading the group back
     token.state = {**token.state, "tasks": int(token.state.get("tasks", 0)) + 1}
@@ -251,9 +256,7 @@ def _candidates(
     add_candidates(run.session, rows)
 
 
-_GROUP = (
-    select(WfTask).where(WfTask.group_id == bindparam("group")).order_by(WfTask.position, WfTask.id)
-)
+_GROUP_SQL = "SELECT {0} FROM wf_task AS c0 WHERE c0.group_id = ? ORDER BY c0.position, c0.id"
 
 
 def group_tasks(run: Run, group_id: int) -> list[WfTask]:
@@ -261,8 +264,8 @@ def group_tasks(run: Run, group_id: int) -> list[WfTask]:
     first: rows already loaded keep their in-memory state, and tasks made in this step
     (not yet flushed) are added from the session."""
     session = run.session
-    with session.no_autoflush:
-        found = {task.id: task for task in session.scalars(_GROUP, {"group": group_id})}
+    sql = reader_sql(connection_of(session).dialect, (WfTask,), _GROUP_SQL)
+    found = {row[0].id: row[0] for row in load_rows(session, (WfTask,), sql, (group_id,))}
     for item in session.new:
         if isinstance(item, WfTask) and item.group_id == group_id:
             found[item.id] = item
@@ -287,6 +290,8 @@ def decide(run: Run, token: WfToken, completed: WfTask | None = None) -> str | N
     group = token.state.get("group", token.id)
     if completed is not None and token.state.get("tasks") == 1 and completed.group_id == group:
         tasks = [completed]
+    elif _still_waiting(run, token, group, completed):
+        return None
     else:
         tasks = group_tasks(run, group)
     if completed is not None:
@@ -329,6 +334,46 @@ def decide(run: Run, token: WfToken, completed: WfTask | None = None) -> str | N
         if waiting:
             open_task(run, min(waiting, key=lambda t: (t.position, t.id)), opened_by=completed)
     return None
+
+
+# The other tasks of a group, counted in one row: how many counted tasks are still
+# live, how many wait for the given task (加签), how many counted ones were rejected.
+_GROUP_COUNTS = (
+    "SELECT "
+    "SUM(CASE WHEN counts AND status IN ('pending', 'open', 'delegated') THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN blocked_by_task_id = ? AND status = 'pending' THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN counts AND status = 'completed' AND outcome = 'reject' THEN 1 ELSE 0 END) "
+    "FROM wf_task WHERE group_id = ? AND id <> ?"
+)
+assert LIVE_TASK == ("pending", "open", "delegated")  # spelled out above
+
+
+def _still_waiting(run: Run, token: WfToken, group: int, completed: WfTask | None) -> bool:
+    """Whether an approval in a 会签 (or a plain node with 加签 signers) leaves the
+    node undecided with nothing to open — the common step of a large group — decided
+    from counts, without loading the group's tasks (``decide`` reads them all only
+    when something must change: a decision, a task to open).
+
+    Only where the counts say everything ``decide`` would: mode 会签 or plain, an
+    approval, and no other task of the step's session changed (their rows in the
+    database are then what ``decide`` would see)."""
+    if (
+        completed is None
+        or completed.outcome != "approve"
+        or completed.group_id != group
+        or token.state.get("mode") not in (None, "countersign_all")
+    ):
+        return False
+    session = run.session
+    for item in session.new:
+        if isinstance(item, WfTask):
+            return False
+    for item in session.dirty:
+        if isinstance(item, WfTask) and item is not completed:
+            return False
+    rows = plain_rows(session, _GROUP_COUNTS, (completed.id, group, completed.id))
+    live, blocked, rejected = (value or 0 for value in rows[0])
+    return live > 0 and blocked == 0 and rejected == 0
 
 
 def cancel_task(task: WfTask, reason: str) -> None:

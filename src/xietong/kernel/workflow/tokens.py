@@ -24,6 +24,7 @@ from sqlalchemy.orm.util import identity_key
 
 from xietong.kernel import clock
 from xietong.kernel.errors import InvalidInput
+from xietong.kernel.workflow._rows import add_new, connection_of, load_rows, plain_rows, reader_sql
 from xietong.kernel.workflow._run import InstanceState, Run
 from xietong.kernel.workflow.model import Node, ProcessGraph
 from xietong.kernel.workflow.store import ALIVE_TOKEN, WfFork, WfToken
@@ -39,18 +40,18 @@ def new_token(
     status: str = "active",
     token_id: int | None = None,
 ) -> WfToken:
-    token = WfToken(
-        id=token_id if token_id is not None else run.new_id("wf_token"),
-        instance_id=state.row.id,
-        node_id=node_id,
-        status=status,
-        fork_id=fork_id,
-        arrived_via=via,
-        origin_task_id=run.origin_task_id,
-        state={},
-        created_at=clock.now(),
-    )
-    run.session.add(token)
+    values = {
+        "id": token_id if token_id is not None else run.new_id("wf_token"),
+        "instance_id": state.row.id,
+        "node_id": node_id,
+        "status": status,
+        "fork_id": fork_id,
+        "arrived_via": via,
+        "origin_task_id": run.origin_task_id,
+        "state": {},
+        "created_at": clock.now(),
+    }
+    token: WfToken = add_new(run.session, WfToken, values)
     return token
 
 
@@ -64,9 +65,7 @@ _ALIVE = (
     .where(WfToken.instance_id == bindparam("instance"), WfToken.status.in_(ALIVE_TOKEN))
     .order_by(WfToken.id)
 )
-_BRANCHES = select(WfFork.id, WfFork.split_id, WfFork.parent_fork_id).where(
-    WfFork.instance_id == bindparam("instance")
-)
+_BRANCHES = "SELECT id, split_id, parent_fork_id FROM wf_fork WHERE instance_id = ?"
 
 
 def alive_tokens(run: Run, instance_id: int) -> list[WfToken]:
@@ -83,16 +82,20 @@ def live_tokens(run: Run, instance_id: int) -> list[WfToken]:
     """
     session = run.session
     with session.no_autoflush:
-        found = {t.id: t for t in session.scalars(_ALIVE, {"instance": instance_id})}
+        sql = reader_sql(connection_of(session).dialect, (WfToken,), _ALIVE_SQL)
+        found = {row[0].id: row[0] for row in load_rows(session, (WfToken,), sql, (instance_id,))}
     for item in session.new:
         if isinstance(item, WfToken) and item.instance_id == instance_id:
             found[item.id] = item
     return sorted((t for t in found.values() if t.status in ALIVE_TOKEN), key=lambda t: t.id)
 
 
-_ALIVE_IDS = select(WfToken.id).where(
-    WfToken.instance_id == bindparam("instance"), WfToken.status.in_(ALIVE_TOKEN)
+_ALIVE_SQL = (
+    "SELECT {0} FROM wf_token AS c0 WHERE c0.instance_id = ? "
+    "AND c0.status IN ('active', 'waiting') ORDER BY c0.id"
 )
+_ALIVE_IDS = "SELECT id FROM wf_token WHERE instance_id = ? AND status IN ('active', 'waiting')"
+assert ALIVE_TOKEN == ("active", "waiting")  # the two statements above spell it out
 
 
 def any_live_token(run: Run, instance_id: int) -> bool:
@@ -110,8 +113,7 @@ def any_live_token(run: Run, instance_id: int) -> bool:
             and item.status in ALIVE_TOKEN
         ):
             return True
-    with session.no_autoflush:
-        ids = session.scalars(_ALIVE_IDS, {"instance": instance_id}).all()
+    ids = [row[0] for row in plain_rows(session, _ALIVE_IDS, (instance_id,))]
     held = session.identity_map
     for token_id in ids:
         token = held.get(identity_key(WfToken, token_id))
@@ -142,8 +144,8 @@ class Branches:
 
 def branches_of(run: Run, instance_id: int) -> Branches:
     session = run.session
-    with session.no_autoflush:  # branches never change; new ones come from the session
-        rows = list(session.execute(_BRANCHES, {"instance": instance_id}))
+    # branches never change; new ones come from the session
+    rows = list(plain_rows(session, _BRANCHES, (instance_id,)))
     rows += [
         (item.id, item.split_id, item.parent_fork_id)
         for item in session.new
