@@ -3,7 +3,9 @@ provider, real CSV and XLSX files; credentials encrypted; failures typed and aud
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import gzip
 import json
 import threading
 import time
@@ -20,6 +22,7 @@ from sqlalchemy import create_engine, select, text
 from tests.apps.exchange.conftest import Sharing, people_table, tree_size
 from tests.apps.exchange.test_gateway import grant, query
 from tests.conftest import PG_ADMIN_URL, postgres_available, require
+from xietong.apps.exchange.connectors import rest
 from xietong.apps.exchange.connectors.base import (
     FetchRequest,
     ProviderError,
@@ -142,15 +145,27 @@ class _Flaky(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/elsewhere":  # a redirect's target: it must never be reached
+            self.state["followed"] = self.headers.get("Authorization")
         self.state["calls"] = self.state.get("calls", 0) + 1
         self.state["auth"] = self.headers.get("Authorization")
+        self.state["accept_encoding"] = self.headers.get("Accept-Encoding")
         if self.state.get("sleep"):
             time.sleep(self.state["sleep"])
+        headers: dict[str, str] = {}
         if self.state["calls"] <= self.state.get("fail", 0):
             status, body = 503, b"{}"
+        elif self.state.get("redirect") and self.path != "/elsewhere":
+            status, body = 307, b""
+            headers["Location"] = "/elsewhere"
         else:
             status, body = 200, json.dumps({"rows": [{"xm": "张三"}]}).encode()
+        if self.state.get("bomb"):  # small on the wire, large unpacked, sent regardless
+            body = gzip.compress(b'{"rows": [' + b" " * self.state["bomb"] + b"]}")
+            headers["Content-Encoding"] = "gzip"
         self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -190,6 +205,56 @@ def test_rest_timeout_and_down(flaky: tuple[str, dict[str, Any]]) -> None:
     assert state["calls"] == 1  # a read timeout is not retried
     with pytest.raises(ProviderUnavailable):
         RestConnector("http://127.0.0.1:9/", retries=1, timeout_s=0.5).fetch(FetchRequest(("xm",)))
+
+
+def test_rest_follows_no_redirect_and_caps_unpacked_answers(
+    flaky: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider's 3xx is an error on both paths: the secret headers never follow it to
+    another address. A compressed answer is refused by its unpacked size, not by the
+    bytes on the wire; answers are asked for uncompressed in the first place."""
+    from tests.apps.exchange.test_gateway_hot import fetch
+
+    url, state = flaky
+    secret = {"Authorization": "Bearer s3cret"}
+    state["redirect"] = True
+    for read in (RestConnector.fetch, fetch):
+        with pytest.raises(ProviderError) as moved:
+            read(RestConnector(url, headers=secret), FetchRequest(("xm",)))
+        assert "HTTP 307" in moved.value.message_en
+    assert "followed" not in state and state["accept_encoding"] == "identity"
+    state.update(redirect=False, bomb=5_000_000)  # about 5 KB of gzip
+    monkeypatch.setattr(rest, "MAX_RESPONSE_BYTES", 100_000)
+    for read in (RestConnector.fetch, fetch):
+        with pytest.raises(ProviderError) as large:
+            read(RestConnector(url), FetchRequest(("xm",)))
+        assert "too large" in large.value.message_en
+
+
+def test_rest_async_waiting_for_a_busy_pool_is_a_timeout_not_retried(
+    flaky: tuple[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, state = flaky
+    state["sleep"] = 0.4
+    monkeypatch.setattr(rest, "ASYNC_MAX_CONNECTIONS", 1)
+    connector = RestConnector(url, timeout_s=0.2, retries=3)
+
+    async def two_at_once() -> list[Any]:
+        try:
+            request = FetchRequest(("xm",))
+            return await asyncio.gather(
+                connector.afetch(request), connector.afetch(request), return_exceptions=True
+            )
+        finally:
+            await connector.aclose()
+
+    first, second = asyncio.run(two_at_once())
+    # the first reached the provider and timed out reading; the second never got a
+    # connection: a timeout saying so, not "cannot reach" after retries
+    assert isinstance(first, ProviderTimeout) and isinstance(second, ProviderTimeout)
+    assert "busy" in second.message_en
+    time.sleep(0.5)
+    assert state["calls"] == 1
 
 
 def test_rest_against_the_demo_provider() -> None:

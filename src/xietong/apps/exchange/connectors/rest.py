@@ -21,10 +21,12 @@ read the answer by the same rules (``_rows``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -43,6 +45,10 @@ from xietong.apps.exchange.connectors.base import (
 
 RETRY_STATUSES = {502, 503, 504}
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# Answers are asked for uncompressed: a compressed answer's size says nothing of what
+# it unpacks to (32 MB of gzip can be gigabytes). A provider that compresses anyway is
+# still read with the cap counted on the unpacked bytes.
+PLAIN_ANSWERS = {"Accept-Encoding": "identity"}
 # The async pool: as many connections as concurrent gateway queries are likely to want
 # of one provider; beyond that a query waits for a connection (within its timeout).
 ASYNC_MAX_CONNECTIONS = 64
@@ -68,6 +74,7 @@ class RestConnector:
         self._clients: list[httpx.Client] = []
         self._lock = threading.Lock()
         self._async: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._slots: dict[aiohttp.ClientSession, asyncio.Semaphore] = {}
 
     @property
     def client(self) -> httpx.Client:
@@ -79,7 +86,7 @@ class RestConnector:
             timeout_s, headers, transport, context = self._settings
             client = httpx.Client(
                 timeout=httpx.Timeout(timeout_s),
-                headers=headers,
+                headers={**headers, **PLAIN_ANSWERS},
                 transport=transport,
                 verify=context,
                 limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
@@ -89,16 +96,17 @@ class RestConnector:
                 self._clients.append(client)
         return client
 
-    def _post(self, body: dict[str, Any]) -> httpx.Response:
+    def _post(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        """The provider's status and body (capped as it streams in), retried."""
         attempt = 0
         while True:
             try:
-                response = self.client.post(self.url, json=body)
+                with self.client.stream("POST", self.url, json=body) as response:
+                    status = response.status_code
+                    if status not in RETRY_STATUSES or attempt >= self.retries:
+                        return status, _capped(response.iter_bytes())
             except httpx.TransportError as failed:
                 self._give_up_on(failed, attempt)
-            else:
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
-                    return response
             attempt += 1
             time.sleep(0.05 * 2 ** (attempt - 1))
 
@@ -131,11 +139,15 @@ class RestConnector:
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=ASYNC_MAX_CONNECTIONS, limit_per_host=0, ssl=context
+                ),  # never waited on: ``_slot`` admits no more than its limit
+                # sock_connect: opening a connection (a failure to is retried);
+                # sock_read: each wait for the provider's bytes — as httpx's
+                # Timeout(timeout_s) does. Waiting for a free pooled connection is
+                # bounded apart (``_slot``), since it is not a failure to connect.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=None, sock_connect=timeout_s, sock_read=timeout_s
                 ),
-                # connect: getting a pooled connection or opening one; sock_read: each
-                # wait for the provider's bytes — as httpx's Timeout(timeout_s) does
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeout_s, sock_read=timeout_s),
-                headers={**headers, "Content-Type": "application/json"},
+                headers={**headers, **PLAIN_ANSWERS, "Content-Type": "application/json"},
                 skip_auto_headers=("User-Agent",),
                 # a provider's cookies are not part of the contract; a jar that keeps
                 # none also spares the per-request cookie filtering
@@ -143,8 +155,10 @@ class RestConnector:
             )
             with self._lock:
                 for old in [each for each in self._async if each.is_closed()]:
-                    del self._async[old]  # its loop is gone, and so are its sockets
+                    # its loop is gone, and so are its sockets
+                    self._slots.pop(self._async.pop(old), None)
                 self._async[loop] = session
+                self._slots[session] = asyncio.Semaphore(ASYNC_MAX_CONNECTIONS)
         return session
 
     async def _apost(self, body: dict[str, Any]) -> tuple[int, bytes]:
@@ -157,7 +171,12 @@ class RestConnector:
         attempt = 0
         while True:
             try:
-                async with session.post(self._url, data=payload) as response:
+                # no redirects: the secret headers must not follow a provider's 3xx to
+                # another host, and the blocking path (httpx) does not follow them either
+                async with (
+                    self._slot(session),
+                    session.post(self._url, data=payload, allow_redirects=False) as response,
+                ):
                     status = response.status
                     if status not in RETRY_STATUSES or attempt >= self.retries:
                         return status, await _read(response)
@@ -172,6 +191,25 @@ class RestConnector:
             attempt += 1
             await asyncio.sleep(0.05 * 2 ** (attempt - 1))
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, session: aiohttp.ClientSession) -> AsyncIterator[None]:
+        """One of the pool's connections, waited for at most ``timeout_s``; a wait that
+        runs out is a timeout (the provider is busy with this platform's other
+        queries), not retried — as httpx's pool timeout is not."""
+        slots = self._slots[session]
+        try:
+            async with asyncio.timeout(self._settings[0]):
+                await slots.acquire()
+        except TimeoutError:
+            raise ProviderTimeout(
+                "提供方系统繁忙，等待连接超时",
+                "The provider's system is busy: no connection came free in time",
+            ) from None
+        try:
+            yield
+        finally:
+            slots.release()
+
     def _give_up_on_async(self, failed: Exception, attempt: int) -> None:
         if attempt >= self.retries:
             name = _FAILURE_NAMES.get(type(failed), type(failed).__name__)
@@ -180,8 +218,8 @@ class RestConnector:
             ) from failed
 
     def fetch(self, request: FetchRequest) -> FetchResult:
-        response = self._post(_body(request))
-        return _rows(response.status_code, response.content, request.limit)
+        status, content = self._post(_body(request))
+        return _rows(status, content, request.limit)
 
     async def afetch(self, request: FetchRequest) -> FetchResult:
         status, content = await self._apost(_body(request))
@@ -190,7 +228,10 @@ class RestConnector:
     async def aclose(self) -> None:
         """Close the running loop's session (its sockets belong to this loop: at the
         server's shutdown, or at the end of a test's loop)."""
-        session = self._async.pop(asyncio.get_running_loop(), None)
+        with self._lock:
+            session = self._async.pop(asyncio.get_running_loop(), None)
+            if session is not None:
+                self._slots.pop(session, None)
         if session is not None:
             await session.close()
 
@@ -198,6 +239,7 @@ class RestConnector:
         with self._lock:
             clients, self._clients = self._clients, []
             shared, self._async = self._async, {}
+            self._slots = {}
         for client in clients:
             client.close()
         for loop, session in shared.items():
@@ -226,20 +268,37 @@ _FAILURE_NAMES: dict[type[Exception], str] = {
 }
 
 
+def _too_large() -> ProviderError:
+    return ProviderError("提供方返回的数据过大", "The provider's answer is too large")
+
+
+def _capped(chunks: Iterator[bytes]) -> bytes:
+    """The decoded body, refused once it passes ``MAX_RESPONSE_BYTES`` (never read whole)."""
+    kept, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _too_large()
+        kept.append(chunk)
+    return b"".join(kept)
+
+
 async def _read(response: aiohttp.ClientResponse) -> bytes:
-    """The body, refused once it passes ``MAX_RESPONSE_BYTES`` (never read whole)."""
+    """The decoded body, refused once it passes ``MAX_RESPONSE_BYTES``. A declared
+    length is trusted only for an uncompressed answer: it counts the bytes sent."""
     length = response.content_length
-    if length is not None:
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if length is not None and encoding == "identity":
         if length > MAX_RESPONSE_BYTES:
-            raise ProviderError("提供方返回的数据过大", "The provider's answer is too large")
+            raise _too_large()
         return await response.read()
-    chunks, size = [], 0
+    kept, size = [], 0
     async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            raise ProviderError("提供方返回的数据过大", "The provider's answer is too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise _too_large()
+        kept.append(chunk)
+    return b"".join(kept)
 
 
 def _rows(status: int, content: bytes, limit: int) -> FetchResult:
