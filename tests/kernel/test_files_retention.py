@@ -131,11 +131,37 @@ def test_a_blob_touched_during_the_pass_is_put_back(ctx: Context) -> None:
     sha = files.store_blob(ctx, PDF + b"busy")
     path = files.blob_path(ctx, sha)
     # the pass judged the blob old at ``before``; an upload touched it since
-    assert retention._remove_unless_touched(path, before=time.time() - 60) is False
+    assert retention._move_aside(path, before=time.time() - 60) is None
     assert path.read_bytes() == PDF + b"busy"
     assert [p.name for p in path.parent.iterdir()] == [sha]
-    assert retention._remove_unless_touched(path, before=time.time() + 60) is True
-    assert list(path.parent.iterdir()) == []
+    aside = retention._move_aside(path, before=time.time() + 60)
+    assert aside is not None and not path.exists() and aside.read_bytes() == PDF + b"busy"
+
+
+def test_bytes_go_only_once_their_audit_leaf_commits(
+    ctx: Context, later: clock.FrozenClock, citing: Citing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = files.store_blob(ctx, PDF + b"uncited")
+    path = files.blob_path(ctx, sha)
+    later.advance(timedelta(days=ctx.settings.files_retention_days + 1))
+
+    def fail(_self: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(retention.UnitOfWork, "commit", fail)
+    with pytest.raises(OSError):
+        retention.run_job(ctx)
+    assert path.read_bytes() == PDF + b"uncited"  # put back: no leaf, no deletion
+    assert [p.name for p in path.parent.iterdir()] == [sha]
+    # a pass that died between moving the blob aside and deleting it
+    monkeypatch.undo()
+    monkeypatch.setattr(ctx, "hooks", citing)
+    aside = retention._move_aside(path, before=time.time() + 60)
+    assert aside is not None and not path.exists()
+    citing.digests.add(sha)  # cited meanwhile: the next pass puts it back and keeps it
+    assert retention.run_job(ctx) == 0
+    assert path.read_bytes() == PDF + b"uncited" and not aside.exists()
+    assert _purges(ctx) == []
 
 
 def test_an_upload_touches_the_blob_or_writes_it_anew(ctx: Context) -> None:

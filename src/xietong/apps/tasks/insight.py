@@ -114,8 +114,11 @@ def analysis(ctx: Context, actor: Actor, root_id: int | None = None) -> Analysis
             )
         }
         region = _counting_calendar(ctx, loaded, root_id)
+        # a calendar may be loaded for a code the region table does not hold: show the code
         region_name = (
-            session.scalar(select(Region.name).where(Region.code == region)) if region else None
+            session.scalar(select(Region.name).where(Region.code == region)) or region
+            if region
+            else None
         )
     day = today()
     plan = Plan(loaded.specs, planning.calendar(ctx, region))

@@ -1,9 +1,13 @@
 """Retention: uploads that no record cites are deleted once they are old enough.
 
 People upload files and then never send the command that would cite them: a report
-abandoned half-way, a material for an application never submitted. Those bytes are
-often personal documents (ID cards, certificates); keeping them forever serves nobody
-and breaks data minimisation. The worker job ``files.retention`` therefore deletes
+abandoned half-way, an attachment for a request that then failed; bytes are also
+stored for transactions that roll back. Those bytes are often personal documents (ID
+cards, certificates); keeping them forever serves nobody and breaks data minimisation.
+(What an app keeps on purpose stays: the services app counts every applicant's
+uploaded material as cited, so a person can reuse it in later applications.)
+
+The worker job ``files.retention`` therefore deletes
 
 - ``file_object`` rows older than ``files_retention_days`` that no app's record cites,
   and then
@@ -25,7 +29,14 @@ Races with commands running at the same time:
   aside, its time looked at again, and put back if it was touched meanwhile; an upload
   that finds the blob moved aside writes it anew.
 
-Every deletion is an audit leaf naming what went.
+Every deletion is an audit leaf, committed before the bytes go: blobs are moved aside,
+the leaf naming them commits, then they are deleted (put back if the commit fails;
+moved-aside blobs a crash left behind are put back by the next pass).
+
+Apps may answer ``file_references`` by reading all their references (the tasks app's
+live in JSON lists), so each pass asks them once, in a read transaction, for every old
+upload; only the uploads nobody cited are then locked, asked about again and deleted.
+A cited upload therefore costs no write lock, pass after pass.
 """
 
 from __future__ import annotations
@@ -74,19 +85,24 @@ def cited(
 def purge_uploads(ctx: Context) -> int:
     """Delete old ``file_object`` rows no app cites, a batch per transaction."""
     before = cutoff(ctx)
-    after, deleted = 0, 0
-    while True:
+    with ctx.db.read() as session:
+        old = list(
+            session.scalars(
+                select(StoredFile.id).where(StoredFile.created_at < before).order_by(StoredFile.id)
+            )
+        )
+        kept_before = cited(ctx, session, old, [])[0] if old else set()
+    uncited = [i for i in old if i not in kept_before]
+    deleted = 0
+    for start in range(0, len(uncited), BATCH):
         with UnitOfWork(ctx, WORKER) as uow:
             rows = uow.session.execute(
                 select(StoredFile.id, StoredFile.sha256)
-                .where(StoredFile.id > after, StoredFile.created_at < before)
+                .where(StoredFile.id.in_(uncited[start : start + BATCH]))
                 .order_by(StoredFile.id)
-                .limit(BATCH)
                 .with_for_update()
             ).all()
-            if not rows:
-                return deleted
-            after = rows[-1].id
+            # asked again under the lock: a command may have cited one since
             kept, _ = cited(ctx, uow.session, [row.id for row in rows], [])
             gone = [row for row in rows if row.id not in kept]
             if not gone:
@@ -103,6 +119,7 @@ def purge_uploads(ctx: Context) -> int:
             )
             uow.commit()
             deleted += len(gone)
+    return deleted
 
 
 def _old_blobs(root: Path, before: float) -> Iterator[Path]:
@@ -128,23 +145,43 @@ def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
         yield chunk
 
 
-def _remove_unless_touched(path: Path, before: float) -> bool:
-    """Move the blob aside, then delete it unless an upload touched it meanwhile."""
-    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.purge")
+_ASIDE = ".purge"
+
+
+def _move_aside(path: Path, before: float) -> Path | None:
+    """The blob moved to a name no reader looks at, unless an upload touched it since
+    the pass judged it old (then it stays, and ``None``)."""
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}{_ASIDE}")
     try:
         os.rename(path, aside)
     except FileNotFoundError:
-        return False
+        return None
     if aside.stat().st_mtime >= before:
-        os.replace(aside, path)  # the same bytes, whoever wrote them last
-        return False
-    aside.unlink()
-    return True
+        _put_back(aside)
+        return None
+    return aside
+
+
+def _digest_of(aside: Path) -> str:
+    return aside.name[1:].split(".", 1)[0]
+
+
+def _put_back(aside: Path) -> None:
+    os.replace(aside, aside.with_name(_digest_of(aside)))  # the same bytes, whoever wrote
+
+
+def _restore_leftovers(root: Path) -> None:
+    """Blobs a pass moved aside and then died before deleting (its audit leaf may not
+    have committed) go back: this pass judges them again."""
+    if root.is_dir():
+        for aside in root.glob(f"??/.*{_ASIDE}"):
+            _put_back(aside)
 
 
 def purge_blobs(ctx: Context) -> int:
     """Delete old blobs that no upload row and no app's record cites."""
     before = cutoff(ctx).timestamp()
+    _restore_leftovers(ctx.settings.files_dir)
     deleted = 0
     for batch in _chunks(_old_blobs(ctx.settings.files_dir, before), BATCH):
         digests = [path.name for path in batch]
@@ -153,12 +190,25 @@ def purge_blobs(ctx: Context) -> int:
                 session.scalars(select(StoredFile.sha256).where(StoredFile.sha256.in_(digests)))
             )
             in_use |= cited(ctx, session, [], digests)[1]
-        gone = [p.name for p in batch if p.name not in in_use and _remove_unless_touched(p, before)]
-        if gone:
+        moved = [
+            aside
+            for path in batch
+            if path.name not in in_use and (aside := _move_aside(path, before)) is not None
+        ]
+        if not moved:
+            continue
+        try:
             with UnitOfWork(ctx, WORKER) as uow:
-                uow.record("files.purge_blobs", "files", {"sha256": gone})
+                names = [_digest_of(aside) for aside in moved]
+                uow.record("files.purge_blobs", "files", {"sha256": names})
                 uow.commit()
-            deleted += len(gone)
+        except BaseException:
+            for aside in moved:
+                _put_back(aside)
+            raise
+        for aside in moved:
+            aside.unlink()
+        deleted += len(moved)
     return deleted
 
 
