@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -133,8 +134,16 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", echo: bool = Fals
                 if not writer_lock.acquire(timeout=WRITER_LOCK_TIMEOUT_S):
                     raise sqlite3.OperationalError("database is locked")
                 info[_HOLDS_WRITER_LOCK] = True
+        statement = f"BEGIN {mode}"
         try:
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            # Straight to the driver: this runs for every transaction, and SQLAlchemy's
+            # statement execution (context, cursor wrapping, result setup) cost more
+            # than the BEGIN itself. A driver error is wrapped as exec_driver_sql would
+            # have wrapped it (sqlalchemy.exc.OperationalError for "database is locked").
+            try:
+                conn.connection.driver_connection.execute(statement)
+            except sqlite3.Error as bad:
+                raise DBAPIError.instance(statement, (), bad, sqlite3.Error) from bad
         except BaseException:
             _release_writer(conn.connection.info, writer_lock)
             raise
