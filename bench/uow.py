@@ -134,7 +134,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.backend in ("sqlite", "both"):
             print("sqlite …", file=sys.stderr)
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            out["sqlite"] = _run_backend(url, Path(tmp) / "data-sqlite", args.commands, args.profiled)
+            out["sqlite"] = _run_backend(
+                url, Path(tmp) / "data-sqlite", args.commands, args.profiled
+            )
         if args.backend in ("postgresql", "both") and _postgres_reachable():
             print("postgresql …", file=sys.stderr)
             name = f"xietong_bench_uow_{uuid.uuid4().hex[:10]}"

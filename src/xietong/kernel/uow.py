@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy.orm import Session
 
 from xietong.kernel import audit, clock
+from xietong.kernel.canonical import rfc3339
 from xietong.kernel.events import Event, ensure_registered, to_cloudevent
 from xietong.kernel.outbox import event_statements, row_values
 
@@ -69,9 +70,16 @@ class UnitOfWork:
         moment = clock.now()
         events: list[tuple[str, tuple[Any, ...]]] = []
         if self._events:
+            moment_text = rfc3339(moment)
             rows = [
                 row_values(
-                    to_cloudevent(event, event_id=clock.new_id(), time=moment, module=module),
+                    to_cloudevent(
+                        event,
+                        event_id=clock.new_id(),
+                        time=moment,
+                        module=module,
+                        time_text=moment_text,
+                    ),
                     created_at=moment,
                 )
                 for event, module in self._events
