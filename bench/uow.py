@@ -6,9 +6,10 @@ Runs N empty audited commands (one audit leaf, nothing else) and N commands that
 emit three CloudEvents, on a fresh SQLite file (WAL, ``synchronous=FULL``) and on a
 fresh PostgreSQL database created on 127.0.0.1:5432 (dropped at the end; skipped when
 PostgreSQL is not reachable). For each it reports CPU per command (``time.process_time``
-over N commands, so load from other processes does not move it), wall time per command
-and Python function calls per command (cProfile over P more commands). Progress goes to
-stderr; ``--json`` prints one JSON object on stdout.
+over N commands, so load from other processes does not move it), its system share (the
+kernel's: mostly the fsync of each COMMIT), wall time per command and Python function
+calls per command (cProfile over P more commands). Progress goes to stderr; ``--json``
+prints one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -74,10 +75,10 @@ def _measure(ctx: Context, command: Callable[[Context, int], None], n: int, prof
     for i in range(200):  # warm caches, the pool and the statement cache
         command(ctx, start + i)
     start += 200
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0, times0 = time.process_time(), time.perf_counter(), os.times()
     for i in range(n):
         command(ctx, start + i)
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    cpu, wall, times = time.process_time() - cpu0, time.perf_counter() - wall0, os.times()
     start += n
     profile = cProfile.Profile()
     profile.enable()
@@ -87,6 +88,8 @@ def _measure(ctx: Context, command: Callable[[Context, int], None], n: int, prof
     calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
     return {
         "cpu_ms_per_command": round(cpu / n * 1000, 4),
+        # the kernel's share: mostly the fsync of each COMMIT (synchronous=FULL)
+        "system_cpu_ms_per_command": round((times.system - times0.system) / n * 1000, 4),
         "wall_ms_per_command": round(wall / n * 1000, 4),
         "calls_per_command": round(calls / profiled, 1),
     }
@@ -167,13 +170,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result, ensure_ascii=False))
         return 0
     print(f"load average {result['loadavg']:.2f}, {args.commands} commands per kind")
-    print(f"{'backend':<12}{'command':<14}{'CPU ms':>9}{'wall ms':>9}{'calls':>8}")
+    print(f"{'backend':<12}{'command':<14}{'CPU ms':>9}{'sys ms':>9}{'wall ms':>9}{'calls':>8}")
     for backend in ("sqlite", "postgresql"):
         for kind in ("empty", "three_events"):
             row = result.get(backend, {}).get(kind)
             if row:
                 print(
                     f"{backend:<12}{kind:<14}{row['cpu_ms_per_command']:>9.3f}"
+                    f"{row['system_cpu_ms_per_command']:>9.3f}"
                     f"{row['wall_ms_per_command']:>9.3f}{row['calls_per_command']:>8.0f}"
                 )
     return 0

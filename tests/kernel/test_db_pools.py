@@ -7,14 +7,18 @@ the pool's 30-s timeout while everyone waited for it."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
-from xietong.kernel.db import Database
+from xietong.kernel.db import Database, _writer_lock
 
 
 def test_a_writer_reads_while_many_writers_queue(tmp_path: Path) -> None:
@@ -58,3 +62,38 @@ def _count(db: Database) -> int:
 def _waiting(db: Database) -> int:
     """Connections checked out (the holder's and the queued writers')."""
     return int(db.engine.pool.checkedout())
+
+
+def test_a_writer_begins_immediate_and_a_failed_begin_frees_the_lock(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE goes to the driver directly (not through exec_driver_sql): it must
+    still take SQLite's write lock at once, fail as SQLAlchemy's OperationalError when
+    another process holds that lock, and then leave the in-process writer lock free."""
+    path = tmp_path / "begin.db"
+    db = Database(f"sqlite:///{path}")
+    with db.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+
+    @event.listens_for(db.engine, "connect")
+    def _no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")  # fail at once instead of after 30 s
+
+    db.engine.dispose()  # reconnect with the listener above
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        # The writer holds SQLite's lock from its first statement, a read included.
+        with db.write_session() as session, session.begin():
+            session.execute(text("SELECT 1"))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        # Another process's writer: our BEGIN IMMEDIATE fails like any statement.
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"), db.write_session() as session:
+            session.execute(text("SELECT 1"))
+        assert not _writer_lock(db.url).locked()
+        other.execute("COMMIT")
+        with db.write_session() as session, session.begin():
+            session.execute(text("INSERT INTO t VALUES (1)"))
+        assert other.execute("SELECT count(*) FROM t").fetchone() == (1,)
+    finally:
+        other.close()
+        db.dispose()
