@@ -215,6 +215,29 @@ NASTY = [
 ]
 
 
+def test_payloads_are_exactly_canonical_json(ctx: Context, actor: Actor) -> None:
+    """append encodes payloads with its own prebuilt encoder; it must give canonical_json's
+    very bytes (key order, non-ASCII, escapes, floats) and refuse what canonical_json
+    refuses (NaN), leaving the tree unchanged."""
+    payloads = [
+        {"z": 1, "a": {"y": [1.5, None, True], "b": "长沙 😀"}, "m": ""},
+        {text: text for text in NASTY},
+        {"big": 2**70, "neg": -0.0, "exp": 1e-7},
+    ]
+    with UnitOfWork(ctx, actor) as uow:
+        for payload in payloads:
+            uow.record("test.payload", "case:1", payload)
+        uow.commit()
+    with ctx.db.read() as session:
+        stored = session.scalars(select(audit.AuditLeaf.payload).order_by(audit.AuditLeaf.idx))
+        assert list(stored) == [canonical_json(p).decode("utf-8") for p in payloads]
+    with pytest.raises(ValueError), UnitOfWork(ctx, actor) as uow:
+        uow.record("test.payload", "case:1", {"nan": float("nan")})
+        uow.commit()
+    with ctx.db.read() as session:
+        assert audit.tree_size(session) == len(payloads)
+
+
 def test_leaf_bytes_are_exactly_canonical_json(ctx: Context) -> None:
     """append writes leaves from a template; it must give canonical_json's very bytes."""
     entries = [

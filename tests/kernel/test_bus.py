@@ -8,6 +8,7 @@ claimed job comes back once its lease runs out.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -39,6 +40,7 @@ from xietong.kernel.bus import (
     schedule_job,
 )
 from xietong.kernel.bus.jobs import JOB_LEASE
+from xietong.kernel.canonical import rfc3339
 from xietong.kernel.context import Context
 from xietong.kernel.events import Event, event_type
 from xietong.kernel.outbox import OutboxEvent
@@ -64,6 +66,21 @@ def do_things(ctx: Context, *numbers: int, fail: bool = False) -> None:
         if fail:
             raise RuntimeError("the command failed before commit")
         uow.commit()
+
+
+def test_outbox_rows_hold_the_cloudevents_as_before(ctx: Context) -> None:
+    """A command's events share one formatted time, and their JSON comes from a prebuilt
+    encoder: the stored text must still be json.dumps(cloud, ensure_ascii=False,
+    sort_keys=True) of a CloudEvent whose time is rfc3339 of the command's moment, in
+    emission order."""
+    do_things(ctx, 3, 1, 2)
+    rows = outbox(ctx)
+    assert [row.subject for row in rows] == ["thing:3", "thing:1", "thing:2"]
+    for row in rows:
+        cloud = json.loads(row.cloudevent)
+        assert row.cloudevent == json.dumps(cloud, ensure_ascii=False, sort_keys=True)
+        assert cloud["time"] == rfc3339(row.created_at)
+        assert (cloud["id"], cloud["type"]) == (row.event_id, row.type)
 
 
 class Recorder:

@@ -211,6 +211,14 @@ def _leaf_bytes(index: int, moment: str, entry: Entry, payload_sha256: str) -> b
     )
 
 
+# canonical_json's encoder, built once: json.dumps builds a JSONEncoder for every call
+# given options, and this runs for every leaf. Same options, so the same bytes
+# (tests/kernel/test_audit.py holds the two equal).
+_PAYLOAD_ENCODER = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
+
+
 def append(
     session: Session,
     entries: Iterable[Entry],
@@ -259,7 +267,7 @@ def append(
     node_rows: list[tuple[int, int, bytes]] = []
     for offset, entry in enumerate(entries):
         index = size + offset
-        payload = canonical_json(entry.payload)
+        payload = _PAYLOAD_ENCODER.encode(entry.payload).encode("utf-8")
         leaf = _leaf_bytes(index, moment, entry, hashlib.sha256(payload).hexdigest())
         leaf_rows.append((index, leaf, payload.decode("utf-8")))
         node_rows.extend(frontier.append(merkle.leaf_hash(leaf)))

@@ -49,6 +49,10 @@ class OutboxEvent(Base):
         return json.loads(self.cloudevent)
 
 
+# json.dumps(cloud, ensure_ascii=False, sort_keys=True)'s encoder, built once: dumps
+# builds one per call given options, and this runs for every event of every command
+_CLOUDEVENT_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
 _ROW_COLUMNS = ("event_id", "type", "subject", "cloudevent", "created_at", "attempts")
 
 
@@ -58,7 +62,7 @@ def row_values(cloud: dict[str, Any], *, created_at: datetime) -> tuple[Any, ...
         cloud["id"],
         cloud["type"],
         cloud.get("subject"),
-        json.dumps(cloud, ensure_ascii=False, sort_keys=True),
+        _CLOUDEVENT_ENCODER.encode(cloud),
         created_at,
         0,
     )
